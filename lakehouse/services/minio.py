@@ -1,0 +1,123 @@
+"""A MinIO server run as a local process, for development and tests on machines without Docker.
+
+MinIO is distributed as source now; ``scripts/build-minio.sh`` builds the pinned version with
+``go install`` into the cache directory, where :func:`find_minio_binary` looks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from lakehouse.errors import ServiceUnavailableError
+from lakehouse.services import free_port
+from lakehouse.settings import S3Settings, Secret
+
+# The Go module proxy serves only the final commit of the archived repository, not the RELEASE tags;
+# this is that commit (2026-02-12), newer than RELEASE.2025-09-07T16-13-09Z pinned for containers.
+MINIO_MODULE_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+_START_TIMEOUT_S = 30
+
+
+def find_minio_binary(cache_dir: Path, explicit: Path | None = None) -> Path | None:
+    """``explicit`` if given, else the pinned build in ``cache_dir``, else ``minio`` on PATH."""
+    if explicit is not None:
+        return explicit if explicit.is_file() else None
+    cached = cache_dir / "minio" / MINIO_MODULE_VERSION / "minio"
+    if cached.is_file():
+        return cached
+    found = shutil.which("minio")
+    return Path(found) if found else None
+
+
+class LocalMinio:
+    """``minio server`` on a free loopback port with its own data dir; stopped on exit."""
+
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        *,
+        access_key: str = "minioadmin",
+        secret_key: str = "minioadmin123",
+        port: int | None = None,
+    ) -> None:
+        self.binary = binary
+        self.data_dir = data_dir
+        self.access_key = access_key
+        self._secret_key = Secret(secret_key)
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> S3Settings:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> S3Settings:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        env = os.environ | {
+            "MINIO_ROOT_USER": self.access_key,
+            "MINIO_ROOT_PASSWORD": self._secret_key.reveal(),
+            "MINIO_BROWSER": "off",
+            "MINIO_UPDATE": "off",
+        }
+        log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
+        self._process = subprocess.Popen(
+            [str(self.binary), "server", str(self.data_dir), "--address", f"127.0.0.1:{self.port}", "--quiet"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self._wait_until_live()
+        return S3Settings(
+            endpoint_url=self.endpoint_url, access_key_id=self.access_key, secret_access_key=self._secret_key
+        )
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def _wait_until_live(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        url = f"{self.endpoint_url}/minio/health/live"
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ServiceUnavailableError(
+                    "MinIO", self.endpoint_url, f"the server exited with code {self._process.returncode}",
+                    hint=f"see {self.data_dir.parent / (self.data_dir.name + '.log')}",
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise ServiceUnavailableError("MinIO", self.endpoint_url, f"not live after {_START_TIMEOUT_S}s")
+

@@ -1,0 +1,284 @@
+"""Resolved configuration: frozen objects built from the environment and an optional ``.env`` file.
+
+Only :func:`load_settings` reads the environment, and only when it is called. Standard names are used where
+they exist (libpq's ``PG*``, the AWS SDK's ``AWS_*``); everything else is ``LAKEHOUSE_*``. Values in the real
+environment win over values in ``.env``. Secrets are wrapped in :class:`Secret`, which never shows its value
+in ``repr``, ``str``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from lakehouse.errors import ConfigurationError
+
+MASK = "**********"
+LAYERS = ("bronze", "silver", "quarantine")
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "lakehouse"
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential. ``repr``/``str``/``format`` show a mask; :meth:`reveal` is the only way to the value."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """Where the warehouse lives. ``embedded`` marks a server this package started itself."""
+
+    host: str
+    port: int
+    user: str
+    database: str
+    password: Secret | None = None
+    embedded: bool = False
+
+    def connect_kwargs(self) -> dict[str, str | int]:
+        """Keyword arguments for ``psycopg2.connect`` (the only place the password is revealed)."""
+        kwargs: dict[str, str | int] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "dbname": self.database,
+            "connect_timeout": 10,
+        }
+        if self.password is not None:
+            kwargs["password"] = self.password.reveal()
+        return kwargs
+
+    def libpq_env(self) -> dict[str, str]:
+        """``PG*`` variables for child processes and tools that read them (dbt profiles, Soda)."""
+        env = {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGDATABASE": self.database,
+        }
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password.reveal()
+        return env
+
+    @property
+    def endpoint(self) -> str:
+        """A printable address without credentials, e.g. ``postgresql://dbt_user@localhost:5432/campaign_analytics``."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """An S3-compatible object store (MinIO in development). The access key id is not secret; the key is."""
+
+    endpoint_url: str | None
+    access_key_id: str
+    secret_access_key: Secret
+    region: str = "us-east-1"
+
+    @property
+    def endpoint(self) -> str:
+        return self.endpoint_url or f"https://s3.{self.region}.amazonaws.com"
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return urlsplit(self.endpoint).scheme == "https"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs, resolved once. Build it with :func:`load_settings`."""
+
+    data_dir: Path
+    lake_uri: str
+    spark_master: str
+    cache_dir: Path
+    shuffle_partitions: int
+    postgres: PostgresSettings | None
+    s3: S3Settings | None
+    embedded_postgres_port: int
+    minio_binary: Path | None = None
+    spark_driver_memory: str = "2g"
+    maven_repository: str = MAVEN_CENTRAL
+
+    @property
+    def lake_kind(self) -> Literal["local", "s3"]:
+        return "s3" if self.lake_uri.startswith("s3a://") else "local"
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        return self.postgres is None
+
+    @property
+    def postgres_data_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def jar_cache_dir(self) -> Path:
+        return self.cache_dir / "jars"
+
+    def layer_uri(self, layer: str) -> str:
+        """The root of one lake layer.
+
+        ``s3a://`` alone (or any URI containing ``{layer}``) gives the seed guide's bucket per layer,
+        ``s3a://bronze/`` etc.; any other URI gets one folder per layer below it.
+        """
+        if layer not in LAYERS:
+            raise ConfigurationError(f"unknown lake layer {layer!r}; expected one of {', '.join(LAYERS)}")
+        uri = self.lake_uri
+        if uri.rstrip("/") == "s3a:":
+            uri = "s3a://{layer}"
+        if "{layer}" in uri:
+            return uri.replace("{layer}", layer).rstrip("/")
+        return f"{uri.rstrip('/')}/{layer}"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    dotenv_path: Path | str | None = ".env",
+    base_dir: Path | None = None,
+) -> Settings:
+    """Resolve settings from ``environ`` (default: ``os.environ``) layered over an optional ``.env`` file.
+
+    Relative paths are resolved against ``base_dir`` (default: the current directory) so that the runner
+    behaves the same from any working directory when it passes its own location.
+    """
+    env = _merged_environment(environ, dotenv_path)
+    base = (base_dir or Path.cwd()).resolve()
+    data_dir = _path(env.get("LAKEHOUSE_DATA_DIR", "lakehouse_data"), base)
+    lake_uri = _lake_uri(env.get("LAKEHOUSE_LAKE_URI"), data_dir, base)
+    s3 = _s3_settings(env, required=lake_uri.startswith("s3a://"))
+    minio_binary = env.get("LAKEHOUSE_MINIO_BINARY")
+    return Settings(
+        data_dir=data_dir,
+        lake_uri=lake_uri,
+        spark_master=env.get("LAKEHOUSE_SPARK_MASTER", "local[*]"),
+        cache_dir=_path(env.get("LAKEHOUSE_CACHE_DIR", str(DEFAULT_CACHE_DIR)), base),
+        shuffle_partitions=_int(env, "LAKEHOUSE_SHUFFLE_PARTITIONS", 8),
+        postgres=_postgres_settings(env),
+        s3=s3,
+        embedded_postgres_port=_int(env, "LAKEHOUSE_EMBEDDED_PG_PORT", 54329),
+        minio_binary=_path(minio_binary, base) if minio_binary else None,
+        spark_driver_memory=env.get("LAKEHOUSE_SPARK_DRIVER_MEMORY", "2g"),
+        maven_repository=env.get("LAKEHOUSE_MAVEN_REPOSITORY", MAVEN_CENTRAL),
+    )
+
+
+def _merged_environment(environ: Mapping[str, str] | None, dotenv_path: Path | str | None) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return {k: v for k, v in merged.items() if v != ""}
+
+
+def _path(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _lake_uri(raw: str | None, data_dir: Path, base: Path) -> str:
+    if raw is None:
+        return (data_dir / "lake").as_uri()
+    scheme = urlsplit(raw).scheme
+    if scheme == "s3a":
+        return raw
+    if scheme in ("s3", "s3n"):
+        raise ConfigurationError(
+            f"LAKEHOUSE_LAKE_URI={raw!r}: use the s3a:// scheme (Hadoop's S3A connector), e.g. s3a://"
+        )
+    if scheme == "file":
+        return raw
+    if scheme == "":
+        return _path(raw, base).as_uri()
+    raise ConfigurationError(f"LAKEHOUSE_LAKE_URI={raw!r}: expected a local path, file:// or s3a:// URI")
+
+
+def _s3_settings(env: Mapping[str, str], *, required: bool) -> S3Settings | None:
+    key_id = env.get("AWS_ACCESS_KEY_ID")
+    secret = env.get("AWS_SECRET_ACCESS_KEY")
+    if key_id is None or secret is None:
+        if required:
+            raise ConfigurationError(
+                "LAKEHOUSE_LAKE_URI points at s3a:// but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not "
+                "both set (see .env.example)"
+            )
+        return None
+    return S3Settings(
+        endpoint_url=env.get("AWS_ENDPOINT_URL_S3", env.get("AWS_ENDPOINT_URL")),
+        access_key_id=key_id,
+        secret_access_key=Secret(secret),
+        region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
+    )
+
+
+def _postgres_settings(env: Mapping[str, str]) -> PostgresSettings | None:
+    """libpq semantics: any ``PG*`` variable selects an external server; none selects the embedded one."""
+    if not any(name in env for name in PG_VARIABLES):
+        return None
+    user = env.get("PGUSER", getpass.getuser())
+    password = env.get("PGPASSWORD")
+    return PostgresSettings(
+        host=env.get("PGHOST", "localhost"),
+        port=_int(env, "PGPORT", 5432),
+        user=user,
+        database=env.get("PGDATABASE", user),
+        password=Secret(password) if password is not None else None,
+    )
+
+
+def describe(settings: Settings) -> list[tuple[str, str]]:
+    """Human-readable (name, value) pairs with every secret masked, for ``runner.py check``."""
+    pg = settings.postgres
+    s3 = settings.s3
+    rows = [
+        ("data dir", str(settings.data_dir)),
+        ("lake", settings.lake_uri),
+        ("spark master", settings.spark_master),
+        ("jar cache", str(settings.jar_cache_dir)),
+        (
+            "postgres",
+            pg.endpoint if pg else f"embedded (data in {settings.postgres_data_dir}, port "
+            f"{settings.embedded_postgres_port})",
+        ),
+        ("postgres password", MASK if pg and pg.password else "(none)"),
+    ]
+    if s3 is not None:
+        rows += [
+            ("s3 endpoint", s3.endpoint),
+            ("s3 access key id", s3.access_key_id),
+            ("s3 secret access key", MASK),
+        ]
+    return rows

@@ -1,0 +1,103 @@
+"""Environment checks behind ``runner.py check``: one line each, OK or FAIL with the fix to try."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psycopg2
+
+from lakehouse import lake
+from lakehouse.errors import LakehouseError
+from lakehouse.settings import PostgresSettings, Settings
+from lakehouse.spark import check_java
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        status = "OK  " if self.ok else "FAIL"
+        text = f"{status} {self.name:<22} {self.detail}"
+        return text if self.ok or not self.fix else f"{text}\n     fix: {self.fix}"
+
+
+def run_check(name: str, probe: Callable[[], str], *, fix: str) -> CheckResult:
+    """Run ``probe``; its return value is the OK detail, a :class:`LakehouseError` or OSError a failure."""
+    started = time.monotonic()
+    try:
+        detail = probe()
+    except (LakehouseError, OSError, psycopg2.Error) as exc:
+        return CheckResult(name, False, str(exc).splitlines()[0], fix, time.monotonic() - started)
+    return CheckResult(name, True, detail, "", time.monotonic() - started)
+
+
+def java_check() -> CheckResult:
+    return run_check("java", lambda: f"Java {check_java()}", fix="install a Java 17+ runtime")
+
+
+def lake_check(spark: SparkSession, settings: Settings) -> CheckResult:
+    """Write, read back and delete a one-row Delta table in the bronze layer."""
+
+    def probe() -> str:
+        lake.ensure_layers(settings)
+        uri = lake.table_uri(settings, "bronze", f"_lakehouse_probe_{uuid.uuid4().hex[:8]}")
+        try:
+            spark.range(1).write.format("delta").save(uri)
+            rows = spark.read.format("delta").load(uri).count()
+        except Exception as exc:  # noqa: BLE001 - py4j wraps every JVM error; report it as unreachable
+            message = str(exc).strip().splitlines()[0][:300]
+            raise LakehouseError(f"cannot write a Delta table at {uri}: {message}") from None
+        finally:
+            try:
+                lake.delete_path(spark, uri)
+            except Exception:  # noqa: BLE001, S110 - the probe failed already; keep its error
+                pass
+        if rows != 1:
+            raise LakehouseError(f"probe table at {uri} read back {rows} rows, expected 1")
+        return f"{settings.lake_uri} writable (Delta)"
+
+    fix = (
+        "start MinIO (docker compose up -d minio) and check AWS_ENDPOINT_URL / credentials"
+        if settings.lake_kind == "s3"
+        else f"make {settings.lake_uri} writable or set LAKEHOUSE_LAKE_URI"
+    )
+    return run_check("lake", probe, fix=fix)
+
+
+def postgres_check(pg: PostgresSettings) -> CheckResult:
+    def probe() -> str:
+        conn = psycopg2.connect(**pg.connect_kwargs())
+        try:
+            with conn.cursor() as cur:
+                cur.execute("show server_version")
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        version = row[0] if row else "?"
+        return f"{pg.endpoint} (PostgreSQL {version}{', embedded' if pg.embedded else ''})"
+
+    return run_check(
+        "postgres", probe, fix="start PostgreSQL (docker compose up -d postgres) and check the PG* variables"
+    )
+
+
+def existing_schemas(pg: PostgresSettings, names: tuple[str, ...]) -> set[str]:
+    conn = psycopg2.connect(**pg.connect_kwargs())
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select nspname from pg_namespace where nspname = any(%s)", (list(names),))
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # runnable from any working directory without installing
@@ -42,6 +43,9 @@ from lakehouse.health import (  # noqa: E402
 )
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres  # noqa: E402
 from lakehouse.settings import LAYERS, PostgresSettings, Settings, describe, load_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_SERVICE = 0, 1, 2, 3, 4
 GOLD_SCHEMAS = ("core", "analytics")
@@ -68,9 +72,7 @@ def warehouse(settings: Settings) -> Iterator[PostgresSettings]:
 
 
 def embedded_server(settings: Settings) -> LocalPostgres:
-    return LocalPostgres(
-        PostgresBinaries.embedded(), settings.postgres_data_dir, port=settings.embedded_postgres_port
-    )
+    return LocalPostgres(PostgresBinaries.embedded(), settings.postgres_data_dir, port=settings.embedded_postgres_port)
 
 
 def print_checks(results: Sequence[CheckResult]) -> bool:
@@ -117,8 +119,9 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     server = embedded_server(settings)
     if args.action == "start":
         pg = server.start()
-        print(f"embedded PostgreSQL running: {pg.endpoint}  (psql -h {pg.host} -p {pg.port} -U {pg.user} "
-              f"{pg.database})")
+        print(
+            f"embedded PostgreSQL running: {pg.endpoint}  (psql -h {pg.host} -p {pg.port} -U {pg.user} {pg.database})"
+        )
     elif args.action == "stop":
         server.stop()
         print("embedded PostgreSQL stopped")
@@ -129,7 +132,7 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def spark_session(settings: Settings) -> Iterator[object]:
+def spark_session(settings: Settings) -> Iterator[SparkSession]:
     from lakehouse.spark import build_spark
 
     log.info("starting Spark (%s)", settings.spark_master)
@@ -142,7 +145,10 @@ def spark_session(settings: Settings) -> Iterator[object]:
 
 COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], int], str]] = {
     "run": (cmd_run, "run every layer built so far (the default command)"),
-    "check": (cmd_check, "show resolved settings (secrets masked) and check Java, Spark, lake and PostgreSQL"),
+    "check": (
+        cmd_check,
+        "show resolved settings (secrets masked) and check Java, Spark, lake and PostgreSQL",
+    ),
     "db": (cmd_db, "start, stop or show the embedded PostgreSQL"),
 }
 

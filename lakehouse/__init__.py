@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from lakehouse.errors import (
     ConfigurationError,
-    JavaNotFoundError,
     JarResolutionError,
+    JavaNotFoundError,
     LakehouseError,
     ServiceUnavailableError,
 )

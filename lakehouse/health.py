@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from lakehouse import lake
 from lakehouse.errors import LakehouseError
 from lakehouse.settings import PostgresSettings, Settings
 from lakehouse.spark import check_java
+from lakehouse.warehouse import connect
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -56,14 +58,12 @@ def lake_check(spark: SparkSession, settings: Settings) -> CheckResult:
         try:
             spark.range(1).write.format("delta").save(uri)
             rows = spark.read.format("delta").load(uri).count()
-        except Exception as exc:  # noqa: BLE001 - py4j wraps every JVM error; report it as unreachable
+        except Exception as exc:
             message = str(exc).strip().splitlines()[0][:300]
             raise LakehouseError(f"cannot write a Delta table at {uri}: {message}") from None
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 lake.delete_path(spark, uri)
-            except Exception:  # noqa: BLE001, S110 - the probe failed already; keep its error
-                pass
         if rows != 1:
             raise LakehouseError(f"probe table at {uri} read back {rows} rows, expected 1")
         return f"{settings.lake_uri} writable (Delta)"
@@ -78,7 +78,7 @@ def lake_check(spark: SparkSession, settings: Settings) -> CheckResult:
 
 def postgres_check(pg: PostgresSettings) -> CheckResult:
     def probe() -> str:
-        conn = psycopg2.connect(**pg.connect_kwargs())
+        conn = connect(pg)
         try:
             with conn.cursor() as cur:
                 cur.execute("show server_version")
@@ -94,7 +94,7 @@ def postgres_check(pg: PostgresSettings) -> CheckResult:
 
 
 def existing_schemas(pg: PostgresSettings, names: tuple[str, ...]) -> set[str]:
-    conn = psycopg2.connect(**pg.connect_kwargs())
+    conn = connect(pg)
     try:
         with conn.cursor() as cur:
             cur.execute("select nspname from pg_namespace where nspname = any(%s)", (list(names),))

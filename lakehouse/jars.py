@@ -10,12 +10,14 @@ the one that ``hadoop-aws`` release was built against; :func:`check_hadoop_versi
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +59,10 @@ S3A = (
     Artifact("software.amazon.awssdk", "bundle", "2.24.6", "242317b028d951dbbf6a142241e041b684696a3b"),
     # PathOutputCommitProtocol / BindingParquetOutputCommitter: lets Spark SQL use the S3A magic committer.
     Artifact(
-        "org.apache.spark", "spark-hadoop-cloud_2.13", SPARK_VERSION, "df8ed6b07dad10ff1464ce07ef4b89d7393d6596"
+        "org.apache.spark",
+        "spark-hadoop-cloud_2.13",
+        SPARK_VERSION,
+        "df8ed6b07dad10ff1464ce07ef4b89d7393d6596",
     ),
 )
 
@@ -67,9 +72,7 @@ def required_artifacts(*, s3: bool) -> tuple[Artifact, ...]:
     return DELTA + S3A if s3 else DELTA
 
 
-def resolve_jars(
-    artifacts: tuple[Artifact, ...], cache_dir: Path, *, repository: str = MAVEN_CENTRAL
-) -> list[Path]:
+def resolve_jars(artifacts: tuple[Artifact, ...], cache_dir: Path, *, repository: str = MAVEN_CENTRAL) -> list[Path]:
     """Return local paths of ``artifacts``, downloading and verifying any missing from ``cache_dir``."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     with _locked(cache_dir / ".lock"):
@@ -113,7 +116,7 @@ def _ensure(artifact: Artifact, cache_dir: Path, repository: str) -> Path:
 
 
 def _download(url: str, destination: Path) -> str:
-    sha1 = hashlib.sha1()  # noqa: S324 - Maven Central publishes SHA-1 digests; integrity, not security
+    sha1 = hashlib.sha1()
     with urllib.request.urlopen(url, timeout=60) as response, destination.open("wb") as out:
         total = int(response.headers.get("Content-Length") or 0)
         done, next_report = 0, 0.25
@@ -127,17 +130,12 @@ def _download(url: str, destination: Path) -> str:
     return sha1.hexdigest()
 
 
-class _locked:
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
     """An exclusive advisory lock on a file, so concurrent first runs download each jar once."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        self._fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

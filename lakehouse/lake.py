@@ -26,6 +26,7 @@ def ensure_layers(settings: Settings) -> None:
 
 def _fs_and_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm
+    assert jvm is not None, "the SparkSession has been stopped"
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -57,9 +57,9 @@ class PostgresSettings:
     password: Secret | None = None
     embedded: bool = False
 
-    def connect_kwargs(self) -> dict[str, str | int]:
+    def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``psycopg2.connect`` (the only place the password is revealed)."""
-        kwargs: dict[str, str | int] = {
+        kwargs: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
             "user": self.user,
@@ -187,11 +187,12 @@ def load_settings(
 
 
 def _merged_environment(environ: Mapping[str, str] | None, dotenv_path: Path | str | None) -> dict[str, str]:
+    """Empty values count as unset (as libpq and docker compose treat them), in either source."""
     merged: dict[str, str] = {}
     if dotenv_path is not None and Path(dotenv_path).is_file():
-        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
-    return {k: v for k, v in merged.items() if v != ""}
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v})
+    merged.update({k: v for k, v in (os.environ if environ is None else environ).items() if v})
+    return merged
 
 
 def _path(value: str, base: Path) -> Path:
@@ -270,8 +271,9 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("jar cache", str(settings.jar_cache_dir)),
         (
             "postgres",
-            pg.endpoint if pg else f"embedded (data in {settings.postgres_data_dir}, port "
-            f"{settings.embedded_postgres_port})",
+            pg.endpoint
+            if pg
+            else f"embedded (data in {settings.postgres_data_dir}, port {settings.embedded_postgres_port})",
         ),
         ("postgres password", MASK if pg and pg.password else "(none)"),
     ]

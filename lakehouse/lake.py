@@ -79,10 +79,7 @@ def write_table(
     before = table_version(spark, uri)
     shaped = df.repartition(*partition_by) if partition_by else df.repartition(1)
     writer = shaped.write.format("delta").partitionBy(*partition_by)
-    if mode == "replace":
-        writer = writer.mode("overwrite").option("overwriteSchema", "true")
-    else:
-        writer = writer.mode("append")
+    writer = writer.mode("overwrite").option("overwriteSchema", "true") if mode == "replace" else writer.mode("append")
     if idempotency_key is not None:
         writer = writer.option("txnAppId", idempotency_key).option("txnVersion", _TXN_VERSION)
     writer.save(uri)

@@ -8,13 +8,13 @@ round trip through the worker's local time zone, exact decimals.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from lakehouse.contracts import Column, Table
-
-if TYPE_CHECKING:
-    from pyspark.sql import Column as SparkColumn
-    from pyspark.sql import DataFrame
 
 NULL = "\\N"
 PARTITION_PLACEHOLDER = "{partition}"
@@ -24,8 +24,6 @@ _TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSSxxx"  # explicit offset: exact in
 
 
 def _escape(value: SparkColumn) -> SparkColumn:
-    from pyspark.sql import functions as F
-
     for pattern, replacement in _ESCAPES:
         value = F.regexp_replace(value, pattern, replacement)
     return value
@@ -33,7 +31,6 @@ def _escape(value: SparkColumn) -> SparkColumn:
 
 def _array_literal(value: SparkColumn) -> SparkColumn:
     """``array<string>`` -> ``{"a","b"}`` with quotes and backslashes escaped; NULL elements stay NULL."""
-    from pyspark.sql import functions as F
 
     def element(e: SparkColumn) -> SparkColumn:
         quoted = F.concat(F.lit('"'), F.regexp_replace(F.regexp_replace(e, r"\\", r"\\\\"), '"', '\\\\"'), F.lit('"'))
@@ -45,8 +42,6 @@ def _array_literal(value: SparkColumn) -> SparkColumn:
 
 def copy_field(column: Column) -> SparkColumn:
     """One column as a COPY text field: exact text, or ``\\N`` for NULL."""
-    from pyspark.sql import functions as F
-
     value = F.col(f"`{column.name}`")
     if column.type == "timestamp":
         text = F.date_format(value, _TIMESTAMP_FORMAT)
@@ -64,8 +59,6 @@ def with_copy_line(df: DataFrame, table: Table) -> DataFrame:
 
     Output grain: one row per input row. NULL in any column becomes ``\\N``; empty strings stay empty.
     """
-    from pyspark.sql import functions as F
-
     return df.select(F.concat_ws("\t", *(copy_field(c) for c in table.columns)).alias("line"))
 
 
@@ -104,7 +97,7 @@ def stage_partition(
     create_stage_sql: str,
     copy_sql: str,
     after_commit: Callable[[int, int], None] | None = None,
-) -> Callable[[Iterator[Any]], Iterator[tuple[int, int]]]:
+) -> Callable[[Iterable[Any]], Iterator[tuple[int, int]]]:
     """The executor side of a load: each Spark partition replaces its own staging table in one transaction.
 
     ``create_stage_sql`` and ``copy_sql`` contain ``{partition}``, filled with the partition id, so a
@@ -112,7 +105,7 @@ def stage_partition(
     Yields ``(partition id, rows)``.
     """
 
-    def run(rows: Iterator[Any]) -> Iterator[tuple[int, int]]:
+    def run(rows: Iterable[Any]) -> Iterator[tuple[int, int]]:
         import psycopg2
         from pyspark import TaskContext
 

@@ -65,7 +65,9 @@ def test_ddl_comes_from_the_contract(pg_service: PostgresSettings, pg_schema: st
     finally:
         conn.close()
     assert f'"{pg_schema}"."hostile"' in ddl
-    assert '"money" numeric(12,2)' in ddl and '"at" timestamptz' in ddl and 'primary key ("id")' in ddl
+    assert '"money" numeric(12,2)' in ddl
+    assert '"at" timestamptz' in ddl
+    assert 'primary key ("id")' in ddl
 
 
 def test_append_is_idempotent_per_batch(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:

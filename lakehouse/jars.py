@@ -66,6 +66,9 @@ S3A = (
     ),
 )
 
+# PostgreSQL's JDBC driver: only the loader benchmark uses it (the project loads with COPY, not JDBC).
+POSTGRES_JDBC = Artifact("org.postgresql", "postgresql", "42.7.7", "67f8093e8d8104c74bbf588392ac3229803f5d17")
+
 
 def required_artifacts(*, s3: bool) -> tuple[Artifact, ...]:
     """Delta always; the S3A connector only when the lake is on an object store."""

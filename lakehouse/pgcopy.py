@@ -7,9 +7,11 @@ round trip through the worker's local time zone, exact decimals.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -57,39 +59,55 @@ def copy_field(column: Column) -> SparkColumn:
 def with_copy_line(df: DataFrame, table: Table) -> DataFrame:
     """Rows of ``df`` (any column order, extra columns ignored) -> one string column ``line`` in COPY text format.
 
-    Output grain: one row per input row. NULL in any column becomes ``\\N``; empty strings stay empty.
+    Output grain: one row per input row; each line ends with a newline, so a batch of lines concatenated is a
+    COPY stream. NULL in any column becomes ``\\N``; empty strings stay empty.
     """
-    return df.select(F.concat_ws("\t", *(copy_field(c) for c in table.columns)).alias("line"))
+    fields = F.concat_ws("\t", *(copy_field(c) for c in table.columns))
+    return df.select(F.concat(fields, F.lit("\n")).alias("line"))
 
 
-class LineReader:
-    """A file-like ``read(size)`` over an iterator of lines, for ``cursor.copy_expert``; counts the lines."""
+class ArrowLineReader:
+    """A file-like ``read(size)`` over Arrow batches of ``line`` strings, for ``cursor.copy_expert``.
 
-    def __init__(self, lines: Iterable[str]) -> None:
-        self._lines = iter(lines)
-        self._buffer = b""
-        self.count = 0
+    The lines of a batch are contiguous in the string column's data buffer, so a batch is handed to COPY as one
+    zero-copy slice: Python never touches a row.
+    """
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self._batches = iter(batches)
+        self._pending = memoryview(b"")
+        self.rows = 0
+
+    def _next_chunk(self) -> memoryview | None:
+        for batch in self._batches:
+            if batch.num_rows == 0:
+                continue
+            self.rows += batch.num_rows
+            lines = batch.column(0)
+            _, offsets, data = lines.buffers()
+            fmt, width = ("<q", 8) if pa.types.is_large_string(lines.type) else ("<i", 4)
+            (start,) = struct.unpack_from(fmt, offsets, width * lines.offset)
+            (end,) = struct.unpack_from(fmt, offsets, width * (lines.offset + len(lines)))
+            return memoryview(data)[start:end]
+        return None
 
     def read(self, size: int = -1) -> bytes:
-        chunks = [self._buffer]
-        have = len(self._buffer)
-        while size < 0 or have < size:
-            line = next(self._lines, None)
-            if line is None:
-                break
-            encoded = (line + "\n").encode("utf-8")
-            chunks.append(encoded)
-            have += len(encoded)
-            self.count += 1
-        data = b"".join(chunks)
-        if size < 0:
-            self._buffer = b""
-            return data
-        self._buffer = data[size:]
-        return data[:size]
+        if not self._pending:
+            chunk = self._next_chunk()
+            if chunk is None:
+                return b""
+            self._pending = chunk
+        if size < 0 or size >= len(self._pending):
+            out, self._pending = self._pending, memoryview(b"")
+        else:
+            out, self._pending = self._pending[:size], self._pending[size:]
+        return out.tobytes()
 
     def readline(self, size: int = -1) -> bytes:  # psycopg2 probes for it; COPY uses read()
         return self.read(size)
+
+
+STAGE_RESULT_SCHEMA = "partition int, rows long"
 
 
 def stage_partition(
@@ -97,31 +115,35 @@ def stage_partition(
     create_stage_sql: str,
     copy_sql: str,
     after_commit: Callable[[int, int], None] | None = None,
-) -> Callable[[Iterable[Any]], Iterator[tuple[int, int]]]:
-    """The executor side of a load: each Spark partition replaces its own staging table in one transaction.
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The executor side of a load (for ``mapInArrow``): each Spark partition replaces its own staging table
+    in one transaction.
 
-    ``create_stage_sql`` and ``copy_sql`` contain ``{partition}``, filled with the partition id, so a
-    retried task drops what an earlier attempt of the same partition committed: retries never duplicate.
-    Yields ``(partition id, rows)``.
+    ``create_stage_sql`` and ``copy_sql`` contain ``{partition}``, filled with the partition id, so a retried
+    task drops what an earlier attempt of the same partition committed: retries never duplicate.
+    Yields one batch ``(partition, rows)`` (:data:`STAGE_RESULT_SCHEMA`).
     """
 
-    def run(rows: Iterable[Any]) -> Iterator[tuple[int, int]]:
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import psycopg2
         from pyspark import TaskContext
 
         context = TaskContext.get()
         partition = context.partitionId() if context else 0
         attempt = context.attemptNumber() if context else 0
-        reader = LineReader(row[0] for row in rows)
+        reader = ArrowLineReader(batches)
         conn = psycopg2.connect(**connect_kwargs)
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(create_stage_sql.replace(PARTITION_PLACEHOLDER, str(partition)))
-                cur.copy_expert(copy_sql.replace(PARTITION_PLACEHOLDER, str(partition)), reader, size=1 << 20)
+                cur.copy_expert(copy_sql.replace(PARTITION_PLACEHOLDER, str(partition)), reader, size=1 << 22)
         finally:
             conn.close()
         if after_commit is not None:
             after_commit(partition, attempt)
-        yield partition, reader.count
+        yield pa.RecordBatch.from_pydict(
+            {"partition": [partition], "rows": [reader.rows]},
+            schema=pa.schema([("partition", pa.int32()), ("rows", pa.int64())]),
+        )
 
     return run

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse.errors import JavaNotFoundError
-from lakehouse.jars import check_hadoop_version, required_artifacts, resolve_jars
+from lakehouse.jars import Artifact, check_hadoop_version, required_artifacts, resolve_jars
 from lakehouse.settings import S3Settings, Settings
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ def build_spark(
     app_name: str = "lakehouse",
     extra_conf: dict[str, str] | None = None,
     s3_jars: bool | None = None,
+    extra_artifacts: tuple[Artifact, ...] = (),
 ) -> SparkSession:
     """Start (or return the running) SparkSession configured for ``settings``.
 
@@ -146,7 +147,7 @@ def build_spark(
 
     check_hadoop_version(Path(pyspark.__file__).parent / "jars")
     jars = resolve_jars(
-        required_artifacts(s3=settings.s3 is not None if s3_jars is None else s3_jars),
+        required_artifacts(s3=settings.s3 is not None if s3_jars is None else s3_jars) + extra_artifacts,
         settings.jar_cache_dir,
         repository=settings.maven_repository,
     )

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Literal
 
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
 from lakehouse.contracts import Table
 from lakehouse.errors import LakehouseError
-from lakehouse.pgcopy import PARTITION_PLACEHOLDER, stage_partition, with_copy_line
+from lakehouse.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_line
 from lakehouse.settings import PostgresSettings
 
 if TYPE_CHECKING:
@@ -157,12 +157,16 @@ def _stage(
         copy = sql.SQL("copy {} ({}) from stdin").format(stage, columns)
         create_sql, copy_sql = create.as_string(conn), copy.as_string(conn)
     conn.close()
-    lines = with_copy_line(df, table)
+    streams = df.sparkSession.sparkContext.defaultParallelism
+    # One COPY stream (and staging table) per core: more only compete for the same CPUs and connections.
+    lines = with_copy_line(df if df.rdd.getNumPartitions() <= streams else df.coalesce(streams), table)
     try:
-        counts = lines.rdd.mapPartitions(stage_partition(pg.connect_kwargs(), create_sql, copy_sql, hook)).collect()
+        staged = lines.mapInArrow(
+            stage_partition(pg.connect_kwargs(), create_sql, copy_sql, hook), STAGE_RESULT_SCHEMA
+        ).collect()
     except Exception as exc:  # py4j wraps the executor's error; keep its first meaningful line
         raise LoadError(f"loading {schema}.{table.name} failed; the table is unchanged: {_first_line(exc)}") from exc
-    return dict(counts)
+    return {int(r.partition): int(r.rows) for r in staged}
 
 
 def _publish(
@@ -195,17 +199,42 @@ def _publish(
                     return LoadResult(name, mode, 0, skipped=True, partitions=len(staged))
             else:
                 cur.execute(sql.SQL("truncate {}").format(target))
+            restore_key = _drop_primary_key(cur, schema, table.name) if mode == "replace" else None
             rows = 0
             if sources:
                 cur.execute(
                     sql.SQL("insert into {} ({}) ").format(target, columns) + sql.SQL(" union all ").join(sources)
                 )
                 rows = cur.rowcount
+            if restore_key is not None:
+                cur.execute(restore_key)
     except psycopg2.Error as exc:
         raise LoadError(f"publishing {name} failed; the table is unchanged: {_first_line(exc)}") from exc
     finally:
         conn.close()
     return LoadResult(name, mode, rows, partitions=len(staged))
+
+
+def _drop_primary_key(cur: cursor, schema: str, table: str) -> sql.Composed | None:
+    """Drop the primary key of a just-truncated table; return the statement that restores it.
+
+    Building the index once after the insert is ~30 % faster than maintaining it row by row (measured with
+    ``benchmarks/loader.py``). Skipped when a foreign key references the table, since dropping the key would
+    need dropping theirs. Duplicate keys still fail the publish, when the key is restored.
+    """
+    cur.execute(
+        "select pk.conname, pg_get_constraintdef(pk.oid) from pg_constraint pk"
+        " where pk.conrelid = %s::regclass and pk.contype = 'p'"
+        " and not exists (select 1 from pg_constraint fk where fk.confrelid = pk.conrelid and fk.contype = 'f')",
+        (sql.Identifier(schema, table).as_string(cur),),
+    )
+    found = cur.fetchone()
+    if found is None:
+        return None
+    name, definition = found
+    relation = sql.Identifier(schema, table)
+    cur.execute(sql.SQL("alter table {} drop constraint {}").format(relation, sql.Identifier(name)))
+    return sql.SQL("alter table {} add constraint {} {}").format(relation, sql.Identifier(name), sql.SQL(definition))
 
 
 def _drop_stages(pg: PostgresSettings, schema: str, stage_base: str) -> None:
@@ -220,6 +249,10 @@ def _drop_stages(pg: PostgresSettings, schema: str, stage_base: str) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The useful part of an error: PostgreSQL's message and detail, or the first line naming an error."""
+    if isinstance(exc, psycopg2.Error) and exc.diag.message_primary:
+        detail = exc.diag.message_detail
+        return exc.diag.message_primary + (f" ({detail})" if detail else "")
     text = str(exc).strip()
     for line in text.splitlines():
         if "Error" in line or "error" in line:

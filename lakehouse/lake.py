@@ -12,6 +12,7 @@ Guarantees, all from Delta's transaction log (a plain Parquet folder on an objec
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from lakehouse.objectstore import bucket_of, ensure_bucket
@@ -62,6 +63,16 @@ def delete_path(spark: SparkSession, uri: str) -> None:
     fs.delete(path, True)
 
 
+@dataclass(frozen=True)
+class WriteResult:
+    """What a :func:`write_table` committed: nothing (an idempotent skip) or one Delta version."""
+
+    written: bool
+    version: int | None
+    files: int = 0
+    bytes: int = 0
+
+
 def write_table(
     df: DataFrame,
     uri: str,
@@ -69,11 +80,12 @@ def write_table(
     mode: Literal["append", "replace"],
     partition_by: Sequence[str] = (),
     idempotency_key: str | None = None,
-) -> bool:
-    """Write ``df`` as the Delta table at ``uri``. Returns False when ``idempotency_key`` was already written.
+) -> WriteResult:
+    """Write ``df`` as the Delta table at ``uri`` in one commit.
 
-    ``replace`` overwrites data and schema in one commit; ``append`` adds a commit. Rows are shuffled so that
-    each partition value (or the whole unpartitioned write) lands in one file.
+    ``replace`` overwrites data and schema; ``append`` adds rows. With ``idempotency_key``, a key already
+    committed to this table is skipped (``written`` is False). Rows are shuffled so that each partition value
+    (or the whole unpartitioned write) lands in one file.
     """
     spark = df.sparkSession
     before = table_version(spark, uri)
@@ -83,7 +95,19 @@ def write_table(
     if idempotency_key is not None:
         writer = writer.option("txnAppId", idempotency_key).option("txnVersion", _TXN_VERSION)
     writer.save(uri)
-    return idempotency_key is None or table_version(spark, uri) != before
+    after = table_version(spark, uri)
+    if after == before:
+        return WriteResult(False, after)
+    metrics = last_commit_metrics(spark, uri)
+    return WriteResult(True, after, int(metrics.get("numFiles", 0)), int(metrics.get("numOutputBytes", 0)))
+
+
+def last_commit_metrics(spark: SparkSession, uri: str) -> dict[str, str]:
+    """Delta's operation metrics of the latest commit (numFiles, numOutputRows, numOutputBytes, …)."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, uri).history(1).select("operationMetrics").first()
+    return dict(row[0] or {}) if row else {}
 
 
 def read_table(spark: SparkSession, uri: str) -> DataFrame:

@@ -15,6 +15,7 @@ Every identifier is quoted with :mod:`psycopg2.sql`.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,14 @@ def batch_loaded(conn: connection, target: str, batch_id: str) -> bool:
         return cur.fetchone() is not None
 
 
+@dataclass(frozen=True)
+class TableLoad:
+    """One table of a :func:`load_many`: the rows and the contract describing the target."""
+
+    df: DataFrame
+    table: Table
+
+
 def load(
     df: DataFrame,
     pg: PostgresSettings,
@@ -122,22 +131,63 @@ def load(
     Raises:
         LoadError: the load failed; the target table is unchanged.
     """
+    [result] = load_many(
+        [TableLoad(df, table)],
+        pg,
+        schema=schema,
+        mode=mode,
+        batch_id=batch_id,
+        after_partition_commit=after_partition_commit,
+    )
+    return result
+
+
+def load_many(
+    loads: list[TableLoad],
+    pg: PostgresSettings,
+    *,
+    schema: str,
+    mode: Literal["append", "replace"],
+    batch_id: str | None = None,
+    after_partition_commit: Callable[[int, int], None] | None = None,
+) -> list[LoadResult]:
+    """Like :func:`load` for several tables, published together in ONE transaction: readers see all of
+    them change at once (e.g. every bronze table of a batch), or none when anything fails.
+    """
     if mode == "append" and not batch_id:
         raise ValueError("append needs a batch_id: it is what makes a re-run idempotent")
-    target = f"{schema}.{table.name}"
-    with connect(pg, autocommit=True) as conn:
-        ensure_table(conn, schema, table)
-        ensure_ledger(conn)
-        if mode == "append" and batch_id and batch_loaded(conn, target, batch_id):
-            return LoadResult(target, mode, 0, skipped=True)
-    conn.close()
-
-    stage_base = f"{_STAGE_PREFIX}{table.name[:20]}_{uuid.uuid4().hex[:10]}_p"
+    conn = connect(pg, autocommit=True)
     try:
-        staged = _stage(df, pg, table, schema, stage_base, after_partition_commit)
-        return _publish(pg, table, schema, mode, batch_id, stage_base, staged)
+        ensure_ledger(conn)
+        for item in loads:
+            ensure_table(conn, schema, item.table)
+        pending = [
+            item
+            for item in loads
+            if not (mode == "append" and batch_id and batch_loaded(conn, f"{schema}.{item.table.name}", batch_id))
+        ]
     finally:
-        _drop_stages(pg, schema, stage_base)
+        conn.close()
+    skipped = {item.table.name for item in loads} - {item.table.name for item in pending}
+    run_id = uuid.uuid4().hex[:10]
+    stage_bases = {item.table.name: f"{_STAGE_PREFIX}{item.table.name[:20]}_{run_id}_p" for item in pending}
+    try:
+        staged = {
+            item.table.name: _stage(
+                item.df, pg, item.table, schema, stage_bases[item.table.name], after_partition_commit
+            )
+            for item in pending
+        }
+        published = _publish(pg, [i.table for i in pending], schema, mode, batch_id, stage_bases, staged)
+    finally:
+        for base in stage_bases.values():
+            _drop_stages(pg, schema, base)
+    return [
+        LoadResult(f"{schema}.{i.table.name}", mode, 0, skipped=True)
+        if i.table.name in skipped
+        else published[i.table.name]
+        for i in loads
+    ]
 
 
 def _stage(
@@ -148,7 +198,7 @@ def _stage(
     stage_base: str,
     hook: Callable[[int, int], None] | None,
 ) -> dict[int, int]:
-    with connect(pg) as conn:
+    with contextlib.closing(connect(pg)) as conn:
         stage = sql.Identifier(schema, stage_base + PARTITION_PLACEHOLDER)
         create = sql.SQL("drop table if exists {stage}; create unlogged table {stage} (like {target})").format(
             stage=stage, target=sql.Identifier(schema, table.name)
@@ -156,7 +206,6 @@ def _stage(
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
         copy = sql.SQL("copy {} ({}) from stdin").format(stage, columns)
         create_sql, copy_sql = create.as_string(conn), copy.as_string(conn)
-    conn.close()
     streams = df.sparkSession.sparkContext.defaultParallelism
     # One COPY stream (and staging table) per core: more only compete for the same CPUs and connections.
     lines = with_copy_line(df if df.rdd.getNumPartitions() <= streams else df.coalesce(streams), table)
@@ -171,6 +220,34 @@ def _stage(
 
 def _publish(
     pg: PostgresSettings,
+    tables: list[Table],
+    schema: str,
+    mode: str,
+    batch_id: str | None,
+    stage_bases: dict[str, str],
+    staged: dict[str, dict[int, int]],
+) -> dict[str, LoadResult]:
+    results: dict[str, LoadResult] = {}
+    names = ", ".join(f"{schema}.{t.name}" for t in tables)
+    conn = connect(pg)
+    try:
+        with conn, conn.cursor() as cur:
+            for table in tables:
+                results[table.name] = _publish_table(
+                    cur, table, schema, mode, batch_id, stage_bases[table.name], staged[table.name]
+                )
+            if any(r.skipped for r in results.values()):  # a concurrent run published this batch since we checked
+                conn.rollback()
+                return {t: LoadResult(r.table, mode, 0, skipped=True) for t, r in results.items()}
+    except psycopg2.Error as exc:
+        raise LoadError(f"publishing {names} failed; the tables are unchanged: {_first_line(exc)}") from exc
+    finally:
+        conn.close()
+    return results
+
+
+def _publish_table(
+    cur: cursor,
     table: Table,
     schema: str,
     mode: str,
@@ -179,39 +256,29 @@ def _publish(
     staged: dict[int, int],
 ) -> LoadResult:
     target = sql.Identifier(schema, table.name)
+    name = f"{schema}.{table.name}"
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
     sources = [
         sql.SQL("select {} from {}").format(columns, sql.Identifier(schema, f"{stage_base}{p}")) for p in sorted(staged)
     ]
-    name = f"{schema}.{table.name}"
-    conn = connect(pg)
-    try:
-        with conn, conn.cursor() as cur:
-            if mode == "append":
-                cur.execute(
-                    sql.SQL(
-                        "insert into {} (target, batch_id, rows) values (%s, %s, %s) on conflict do nothing"
-                    ).format(sql.Identifier(*LEDGER)),
-                    (name, batch_id, sum(staged.values())),
-                )
-                if cur.rowcount == 0:  # a concurrent run published this batch since we checked
-                    conn.rollback()
-                    return LoadResult(name, mode, 0, skipped=True, partitions=len(staged))
-            else:
-                cur.execute(sql.SQL("truncate {}").format(target))
-            restore_key = _drop_primary_key(cur, schema, table.name) if mode == "replace" else None
-            rows = 0
-            if sources:
-                cur.execute(
-                    sql.SQL("insert into {} ({}) ").format(target, columns) + sql.SQL(" union all ").join(sources)
-                )
-                rows = cur.rowcount
-            if restore_key is not None:
-                cur.execute(restore_key)
-    except psycopg2.Error as exc:
-        raise LoadError(f"publishing {name} failed; the table is unchanged: {_first_line(exc)}") from exc
-    finally:
-        conn.close()
+    if mode == "append":
+        cur.execute(
+            sql.SQL("insert into {} (target, batch_id, rows) values (%s, %s, %s) on conflict do nothing").format(
+                sql.Identifier(*LEDGER)
+            ),
+            (name, batch_id, sum(staged.values())),
+        )
+        if cur.rowcount == 0:
+            return LoadResult(name, mode, 0, skipped=True, partitions=len(staged))
+    else:
+        cur.execute(sql.SQL("truncate {}").format(target))
+    restore_key = _drop_primary_key(cur, schema, table.name) if mode == "replace" else None
+    rows = 0
+    if sources:
+        cur.execute(sql.SQL("insert into {} ({}) ").format(target, columns) + sql.SQL(" union all ").join(sources))
+        rows = cur.rowcount
+    if restore_key is not None:
+        cur.execute(restore_key)
     return LoadResult(name, mode, rows, partitions=len(staged))
 
 
@@ -238,14 +305,13 @@ def _drop_primary_key(cur: cursor, schema: str, table: str) -> sql.Composed | No
 
 
 def _drop_stages(pg: PostgresSettings, schema: str, stage_base: str) -> None:
-    with connect(pg, autocommit=True) as conn, conn.cursor() as cur:
+    with contextlib.closing(connect(pg, autocommit=True)) as conn, conn.cursor() as cur:
         cur.execute(
             "select tablename from pg_tables where schemaname = %s and starts_with(tablename, %s)",
             (schema, stage_base),
         )
         for (name,) in cur.fetchall():
             cur.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
-    conn.close()
 
 
 def _first_line(exc: BaseException) -> str:

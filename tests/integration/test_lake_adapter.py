@@ -49,8 +49,10 @@ def test_one_file_per_partition_value_per_write(spark: Any, table_uri: Callable[
     uri = table_uri("files")
     df = spark.range(0, 3000, numPartitions=6).withColumn("bucket", (F.col("id") % 4).cast("int"))
 
-    lake.write_table(df, uri, mode="replace", partition_by=("bucket",))
+    result = lake.write_table(df, uri, mode="replace", partition_by=("bucket",))
     replaced = _data_files_of_last_commit(spark, uri)
+    assert (result.written, result.files) == (True, 4)
+    assert result.bytes > 0
     lake.write_table(df.where("id < 2"), uri, mode="append")
     appended = _data_files_of_last_commit(spark, uri)
 
@@ -71,9 +73,9 @@ def test_append_with_an_idempotency_key_writes_once(spark: Any, table_uri: Calla
     batch = spark.range(100).withColumn("batch", F.lit("b1"))
 
     written = [
-        lake.write_table(batch, uri, mode="append", idempotency_key="bronze/campaigns:b1"),
-        lake.write_table(batch, uri, mode="append", idempotency_key="bronze/campaigns:b1"),
-        lake.write_table(batch.withColumn("batch", F.lit("b2")), uri, mode="append", idempotency_key="x:b2"),
+        lake.write_table(batch, uri, mode="append", idempotency_key="bronze/campaigns:b1").written,
+        lake.write_table(batch, uri, mode="append", idempotency_key="bronze/campaigns:b1").written,
+        lake.write_table(batch.withColumn("batch", F.lit("b2")), uri, mode="append", idempotency_key="x:b2").written,
     ]
 
     assert written == [True, False, True]

@@ -167,17 +167,16 @@ def discover(input_dir: Path) -> tuple[list[LandingFile], list[Refusal]]:
             refused.append(Refusal(path, f"no table named {table!r} (expected {', '.join(SOURCE_COLUMNS)})"))
             continue
         try:
+            digest = content_hash(path)
             match_header(read_header(path), SOURCE_COLUMNS[table], file=path.name)
         except HeaderMismatchError as exc:
             refused.append(Refusal(path, str(exc)))
             continue
-        except (UnicodeDecodeError, csv.Error) as exc:
-            refused.append(Refusal(path, f"{path.name}: cannot read the header: {exc}"))
-            continue
-        try:
-            digest = content_hash(path)
         except UnicodeDecodeError as exc:
-            refused.append(Refusal(path, f"{path.name}: not valid UTF-8 ({exc.reason} in a chunk at byte {exc.start})"))
+            refused.append(Refusal(path, f"{path.name}: not valid UTF-8 ({exc.reason})"))
+            continue
+        except csv.Error as exc:
+            refused.append(Refusal(path, f"{path.name}: cannot read the header: {exc}"))
             continue
         files.append(LandingFile(path, table, digest, path.stat().st_size))
     return files, refused

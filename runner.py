@@ -9,12 +9,14 @@ Exit codes:
   2  usage error (bad command or option)
   3  configuration error (a setting is missing or malformed)
   4  a service is unavailable (Java, MinIO/S3, PostgreSQL, the Maven repository for first-run jars)
+  5  some landing files were refused (named above the summary); the others were loaded
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import logging
 import sys
 import time
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # runnable from any working directory without installing
     sys.path.insert(0, str(ROOT))
 
-from lakehouse import __version__, lake  # noqa: E402
+from lakehouse import __version__, bronze, lake  # noqa: E402
 from lakehouse.errors import (  # noqa: E402
     ConfigurationError,
     JarResolutionError,
@@ -34,20 +36,23 @@ from lakehouse.errors import (  # noqa: E402
     LakehouseError,
     ServiceUnavailableError,
 )
+from lakehouse.generator import generate  # noqa: E402
 from lakehouse.health import (  # noqa: E402
     CheckResult,
-    existing_schemas,
     java_check,
     lake_check,
     postgres_check,
 )
+from lakehouse.landing import LandingFile, Refusal, discover  # noqa: E402
+from lakehouse.report import SummaryRow, render_table  # noqa: E402
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres  # noqa: E402
-from lakehouse.settings import LAYERS, PostgresSettings, Settings, describe, load_settings  # noqa: E402
+from lakehouse.settings import PostgresSettings, Settings, describe, load_settings  # noqa: E402
+from lakehouse.silver_layer import build_silver  # noqa: E402
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_SERVICE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_SERVICE, EXIT_REFUSED = 0, 1, 2, 3, 4, 5
 GOLD_SCHEMAS = ("core", "analytics")
 log = logging.getLogger("lakehouse.runner")
 
@@ -94,20 +99,106 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    """All layers built so far. At this stage: verify the environment and report which layers exist."""
+    """Every layer built so far, in one SparkSession: bronze, then silver (gold arrives with dbt)."""
+    return run_layers(settings, args, layers=("bronze", "silver"))
+
+
+def cmd_bronze(settings: Settings, args: argparse.Namespace) -> int:
+    """Ingest the landing CSVs into bronze (Delta and PostgreSQL bronze.raw_*)."""
+    return run_layers(settings, args, layers=("bronze",))
+
+
+def cmd_silver(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild silver and quarantine from every completed bronze batch."""
+    return run_layers(settings, args, layers=("silver",))
+
+
+def landing_files(settings: Settings, args: argparse.Namespace) -> tuple[list[LandingFile], list[Refusal]] | None:
+    """The landing directory's files; generates the default sample when none was given and it is empty."""
+    landing = Path(args.input).resolve() if getattr(args, "input", None) else settings.landing_dir
+    if getattr(args, "input", None) is None and not any(landing.glob("**/*.csv")):
+        log.info("no input given and %s is empty: generating the default sample there first", landing)
+        generate(landing, scale=1.0, seed=42, dirty_rate=0.02)
+    elif not landing.is_dir():
+        print(f"error: input directory {landing} does not exist", file=sys.stderr)
+        return None
+    files, refused = discover(landing)
+    log.info("bronze: %d landing files in %s", len(files), landing)
+    for refusal in refused:
+        log.error("refused %s", refusal.reason)
+    return files, refused
+
+
+def run_layers(settings: Settings, args: argparse.Namespace, *, layers: tuple[str, ...]) -> int:
+    refused: list[Refusal] = []
+    files: list[LandingFile] = []
+    if "bronze" in layers:
+        found = landing_files(settings, args)
+        if found is None:
+            return EXIT_USAGE
+        files, refused = found
     started = time.monotonic()
+    now = dt.datetime.now(dt.timezone.utc)
+    rows: list[SummaryRow] = []
+    notes: list[str] = []
     with warehouse(settings) as pg, spark_session(settings) as spark:
-        if not print_checks([lake_check(spark, settings), postgres_check(pg)]):
-            return EXIT_SERVICE
-        print()
-        print(f"{'layer':<12} {'where':<60} tables")
-        for layer in LAYERS:
-            tables = lake.list_tables(spark, settings.layer_uri(layer))
-            print(f"{layer:<12} {settings.layer_uri(layer):<60} {', '.join(tables) or '(none yet)'}")
-        schemas = existing_schemas(pg, GOLD_SCHEMAS)
-        gold = ", ".join(f"{s}.*" for s in GOLD_SCHEMAS if s in schemas) or "(none yet)"
-        print(f"{'gold':<12} {pg.endpoint:<60} {gold}")
-    print(f"\nenvironment ready in {time.monotonic() - started:.1f}s")
+        lake.ensure_layers(settings)
+        if "bronze" in layers:
+            report = bronze.ingest(spark, settings, pg, files, now=now)
+            rows += [
+                SummaryRow(
+                    "bronze",
+                    t.table,
+                    files=t.files,
+                    rows=t.rows,
+                    corrupt=t.corrupt,
+                    csv_bytes=t.csv_bytes,
+                    parquet_bytes=t.parquet_bytes,
+                    seconds=t.seconds,
+                )
+                for t in report.tables.values()
+            ]
+            rows.append(SummaryRow("bronze", "-> PostgreSQL", seconds=report.warehouse_seconds))
+            notes.append(
+                f"bronze batches: {', '.join(report.batches) or 'none (nothing new)'}; "
+                f"files skipped as already ingested: {len(report.skipped_files)}"
+            )
+        if "silver" in layers:
+            silver = build_silver(spark, settings, pg, run_id=now.strftime("%Y%m%dT%H%M%SZ"), processed_at=now)
+            for t in silver.tables.values():
+                rows.append(
+                    SummaryRow(
+                        "silver",
+                        t.table,
+                        rows=t.silver_rows,
+                        parquet_bytes=t.parquet_bytes,
+                        seconds=t.seconds,
+                        quarantined=t.quarantined,
+                        duplicates=t.duplicates,
+                        superseded=t.superseded,
+                    )
+                )
+            rows.append(SummaryRow("silver", "-> PostgreSQL", seconds=silver.warehouse_seconds))
+            notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
+    print()
+    print(render_table(rows))
+    for note in notes:
+        print(note)
+    print(f"total {time.monotonic() - started:.1f}s")
+    if refused:
+        print(f"{len(refused)} landing file(s) refused:", file=sys.stderr)
+        for refusal in refused:
+            print(f"  {refusal.reason}", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
+    """Write a deterministic sample landing directory and its manifest of injected defects."""
+    out = Path(args.out).resolve() if args.out else settings.landing_dir
+    manifest = generate(out, scale=args.scale, seed=args.seed, dirty_rate=args.dirty_rate)
+    total = sum(f["bytes"] for f in manifest["files"].values())
+    print(f"wrote {len(manifest['files'])} CSV files ({total / 1e6:.1f} MB) and manifest.json to {out}")
     return EXIT_OK
 
 
@@ -145,12 +236,29 @@ def spark_session(settings: Settings) -> Iterator[SparkSession]:
 
 COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], int], str]] = {
     "run": (cmd_run, "run every layer built so far (the default command)"),
-    "check": (
-        cmd_check,
-        "show resolved settings (secrets masked) and check Java, Spark, lake and PostgreSQL",
-    ),
+    "bronze": (cmd_bronze, "ingest landing CSVs into bronze (Delta + PostgreSQL bronze.raw_*)"),
+    "silver": (cmd_silver, "rebuild silver and quarantine from bronze, and reconcile the counts"),
+    "generate": (cmd_generate, "write a deterministic sample landing directory with a defect manifest"),
+    "check": (cmd_check, "show resolved settings (secrets masked) and check Java, Spark, lake and PostgreSQL"),
     "db": (cmd_db, "start, stop or show the embedded PostgreSQL"),
 }
+
+
+def _add_options(name: str, cmd: argparse.ArgumentParser) -> None:
+    if name in ("run", "bronze"):
+        cmd.add_argument(
+            "--input",
+            metavar="DIR",
+            help="landing directory (default: LAKEHOUSE_LANDING_DIR or "
+            "<data dir>/landing; generated when empty and not given)",
+        )
+    elif name == "generate":
+        cmd.add_argument("--out", metavar="DIR", help="output directory (default: the landing directory)")
+        cmd.add_argument("--scale", type=float, default=1.0, help="size multiplier; 1 is about 15 MB (default 1)")
+        cmd.add_argument("--seed", type=int, default=42, help="random seed; same seed, same files (default 42)")
+        cmd.add_argument("--dirty-rate", type=float, default=0.02, help="share of defective rows (default 0.02)")
+    elif name == "db":
+        cmd.add_argument("action", choices=("start", "stop", "status"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,9 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (handler, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.set_defaults(handler=handler)
-        if name == "db":
-            cmd.add_argument("action", choices=("start", "stop", "status"))
-    parser.set_defaults(handler=cmd_run, command="run")
+        _add_options(name, cmd)
+    parser.set_defaults(handler=cmd_run, command="run", input=None)
     return parser
 
 

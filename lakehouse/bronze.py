@@ -185,6 +185,23 @@ def ingest(
     return report
 
 
+def completed_batches(spark: SparkSession, settings: Settings) -> list[str]:
+    """Batch ids whose files are in both stores, oldest first: the only bronze rows later layers read."""
+    uri = lake.table_uri(settings, "bronze", INGEST_LOG)
+    if lake.table_version(spark, uri) is None:
+        return []
+    rows = lake.read_table(spark, uri).where(F.col("status") == "completed").select("batch_id").distinct().collect()
+    return sorted(r.batch_id for r in rows)
+
+
+def read_bronze(spark: SparkSession, settings: Settings, table: str, batches: list[str]) -> DataFrame:
+    """The bronze rows of ``table`` from ``batches`` (an empty frame with the bronze schema if none)."""
+    uri = lake.table_uri(settings, "bronze", table)
+    if not batches or lake.table_version(spark, uri) is None:
+        return spark.createDataFrame([], bronze_table(table).spark_schema())
+    return lake.read_table(spark, uri).where(F.col("_batch_id").isin(batches))
+
+
 def _read_ingest_log(spark: SparkSession, uri: str) -> tuple[set[str], dict[str, tuple[dt.datetime, set[str]]]]:
     """Hashes of completed files, and planned-but-unfinished batches ``{batch: (timestamp, hashes)}``."""
     if lake.table_version(spark, uri) is None:
@@ -269,10 +286,10 @@ def _run_batch(
         entry.csv_bytes += sum(f.bytes for f in table_files)
         entry.parquet_bytes += written.bytes
         entry.seconds += time.monotonic() - started
-        loads.append(TableLoad(rows, raw_table(table)))
+        loads.append(TableLoad(rows, raw_table(table), "bronze"))
         log.info("bronze/%s: %d files, %d records (%d corrupt)", table, len(table_files), entry.rows, entry.corrupt)
     started = time.monotonic()
-    load_many(loads, pg, schema="bronze", mode="append", batch_id=batch.batch_id)
+    load_many(loads, pg, mode="append", batch_id=batch.batch_id)
     report.warehouse_seconds += time.monotonic() - started
     lake.write_table(
         _log_rows(spark, batch, "completed", stats), log_uri, mode="append", idempotency_key=f"done:{batch.batch_id}"

@@ -206,3 +206,17 @@ SILVER: dict[str, Table] = {
         partition_by=("date",),
     ),
 }
+
+
+def quarantine_table(table: str) -> Table:
+    """``quarantine/<table>`` and ``quarantine.<table>``: the raw bronze text, every rule broken, lineage."""
+    return Table(
+        name=table,
+        columns=(
+            *(Column(c) for c in SOURCE_COLUMNS[table]),
+            BRONZE_METADATA[0],  # _corrupt_record
+            Column("_reasons", "array<string>", required=True, description="every rule the row breaks"),
+            *LINEAGE,
+        ),
+        description=f"rejected {table} rows with the rules they break",
+    )

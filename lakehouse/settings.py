@@ -121,6 +121,7 @@ class Settings:
     minio_binary: Path | None = None
     spark_driver_memory: str = "2g"
     maven_repository: str = MAVEN_CENTRAL
+    landing_override: Path | None = None
 
     @property
     def lake_kind(self) -> Literal["local", "s3"]:
@@ -129,6 +130,11 @@ class Settings:
     @property
     def uses_embedded_postgres(self) -> bool:
         return self.postgres is None
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where landing CSVs are read from unless ``--input`` says otherwise."""
+        return self.landing_override or self.data_dir / "landing"
 
     @property
     def postgres_data_dir(self) -> Path:
@@ -183,6 +189,7 @@ def load_settings(
         minio_binary=_path(minio_binary, base) if minio_binary else None,
         spark_driver_memory=env.get("LAKEHOUSE_SPARK_DRIVER_MEMORY", "2g"),
         maven_repository=env.get("LAKEHOUSE_MAVEN_REPOSITORY", MAVEN_CENTRAL),
+        landing_override=_path(env["LAKEHOUSE_LANDING_DIR"], base) if "LAKEHOUSE_LANDING_DIR" in env else None,
     )
 
 
@@ -266,6 +273,7 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
     s3 = settings.s3
     rows = [
         ("data dir", str(settings.data_dir)),
+        ("landing dir", str(settings.landing_dir)),
         ("lake", settings.lake_uri),
         ("spark master", settings.spark_master),
         ("jar cache", str(settings.jar_cache_dir)),

@@ -108,6 +108,11 @@ class TableLoad:
 
     df: DataFrame
     table: Table
+    schema: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.schema}.{self.table.name}"
 
 
 def load(
@@ -132,9 +137,8 @@ def load(
         LoadError: the load failed; the target table is unchanged.
     """
     [result] = load_many(
-        [TableLoad(df, table)],
+        [TableLoad(df, table, schema)],
         pg,
-        schema=schema,
         mode=mode,
         batch_id=batch_id,
         after_partition_commit=after_partition_commit,
@@ -146,48 +150,34 @@ def load_many(
     loads: list[TableLoad],
     pg: PostgresSettings,
     *,
-    schema: str,
     mode: Literal["append", "replace"],
     batch_id: str | None = None,
     after_partition_commit: Callable[[int, int], None] | None = None,
 ) -> list[LoadResult]:
     """Like :func:`load` for several tables, published together in ONE transaction: readers see all of
-    them change at once (e.g. every bronze table of a batch), or none when anything fails.
+    them change at once (e.g. every silver and quarantine table of a run), or none when anything fails.
     """
     if mode == "append" and not batch_id:
         raise ValueError("append needs a batch_id: it is what makes a re-run idempotent")
-    conn = connect(pg, autocommit=True)
-    try:
+    with contextlib.closing(connect(pg, autocommit=True)) as conn:
         ensure_ledger(conn)
         for item in loads:
-            ensure_table(conn, schema, item.table)
+            ensure_table(conn, item.schema, item.table)
         pending = [
-            item
-            for item in loads
-            if not (mode == "append" and batch_id and batch_loaded(conn, f"{schema}.{item.table.name}", batch_id))
+            item for item in loads if not (mode == "append" and batch_id and batch_loaded(conn, item.target, batch_id))
         ]
-    finally:
-        conn.close()
-    skipped = {item.table.name for item in loads} - {item.table.name for item in pending}
     run_id = uuid.uuid4().hex[:10]
-    stage_bases = {item.table.name: f"{_STAGE_PREFIX}{item.table.name[:20]}_{run_id}_p" for item in pending}
+    stage_bases = {item.target: f"{_STAGE_PREFIX}{item.table.name[:20]}_{run_id}_p" for item in pending}
     try:
         staged = {
-            item.table.name: _stage(
-                item.df, pg, item.table, schema, stage_bases[item.table.name], after_partition_commit
-            )
+            item.target: _stage(item.df, pg, item.table, item.schema, stage_bases[item.target], after_partition_commit)
             for item in pending
         }
-        published = _publish(pg, [i.table for i in pending], schema, mode, batch_id, stage_bases, staged)
+        published = _publish(pg, pending, mode, batch_id, stage_bases, staged)
     finally:
-        for base in stage_bases.values():
-            _drop_stages(pg, schema, base)
-    return [
-        LoadResult(f"{schema}.{i.table.name}", mode, 0, skipped=True)
-        if i.table.name in skipped
-        else published[i.table.name]
-        for i in loads
-    ]
+        for item in pending:
+            _drop_stages(pg, item.schema, stage_bases[item.target])
+    return [published.get(i.target) or LoadResult(i.target, mode, 0, skipped=True) for i in loads]
 
 
 def _stage(
@@ -220,25 +210,24 @@ def _stage(
 
 def _publish(
     pg: PostgresSettings,
-    tables: list[Table],
-    schema: str,
+    loads: list[TableLoad],
     mode: str,
     batch_id: str | None,
     stage_bases: dict[str, str],
     staged: dict[str, dict[int, int]],
 ) -> dict[str, LoadResult]:
     results: dict[str, LoadResult] = {}
-    names = ", ".join(f"{schema}.{t.name}" for t in tables)
+    names = ", ".join(item.target for item in loads)
     conn = connect(pg)
     try:
         with conn, conn.cursor() as cur:
-            for table in tables:
-                results[table.name] = _publish_table(
-                    cur, table, schema, mode, batch_id, stage_bases[table.name], staged[table.name]
+            for item in loads:
+                results[item.target] = _publish_table(
+                    cur, item.table, item.schema, mode, batch_id, stage_bases[item.target], staged[item.target]
                 )
             if any(r.skipped for r in results.values()):  # a concurrent run published this batch since we checked
                 conn.rollback()
-                return {t: LoadResult(r.table, mode, 0, skipped=True) for t, r in results.items()}
+                return {t: LoadResult(t, mode, 0, skipped=True) for t in results}
     except psycopg2.Error as exc:
         raise LoadError(f"publishing {names} failed; the tables are unchanged: {_first_line(exc)}") from exc
     finally:

@@ -1,0 +1,116 @@
+"""Silver: typed, validated, deduplicated tables, rebuilt in full from every completed bronze batch.
+
+Every bronze row ends in exactly one place — silver, quarantine (with every rule it breaks), ``duplicates``
+(an identical copy of a valid row in the same batch) or ``superseded`` (a valid version from an older batch
+than the winning one) — so ``bronze = silver + quarantined + duplicates + superseded`` holds by construction
+and is checked against what was actually written.
+
+Dedup is deterministic and independent of row order and partitioning: identical versions of a key in one
+batch collapse to one; different versions of a key in one batch are all quarantined as
+``conflicting_duplicate``; across batches the latest batch (batch ids sort by time) wins. Among quarantined
+rows nothing wins, so an older valid version can remain the silver row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse.contracts import SILVER, SOURCE_COLUMNS, quarantine_table
+from lakehouse.rules import FOREIGN_KEYS, reasons, source_columns, typed_struct
+
+SILVER_ROW, QUARANTINED, DUPLICATE, SUPERSEDED = "silver", "quarantined", "duplicate", "superseded"
+OUTCOMES = (SILVER_ROW, QUARANTINED, DUPLICATE, SUPERSEDED)
+
+
+def with_row_reasons(bronze: DataFrame, table: str) -> DataFrame:
+    """Add ``_typed`` (normalized, typed business columns) and ``_reasons`` (row-level rules broken).
+
+    Input grain: one row per bronze record (raw text columns, ``_corrupt_record``, lineage).
+    """
+    return bronze.withColumn("_typed", typed_struct(table)).withColumn("_reasons", reasons(table))
+
+
+def with_orphan_reasons(df: DataFrame, table: str, parent: DataFrame | None) -> DataFrame:
+    """Append the orphan rule to rows whose foreign key is not a key of the final silver ``parent``."""
+    fk = FOREIGN_KEYS[table]
+    if fk is None:
+        return df
+    column, parent_table, rule = fk
+    if parent is None:
+        raise ValueError(f"{table} needs the silver {parent_table} table to check {column}")
+    parent_key = SILVER[parent_table].key[0]
+    keys = parent.select(F.col(parent_key).alias("_parent_key")).distinct()
+    joined = df.join(F.broadcast(keys), F.col(f"_typed.{column}") == F.col("_parent_key"), how="left")
+    orphan = F.col("_corrupt_record").isNull() & F.col(f"_typed.{column}").isNotNull() & F.col("_parent_key").isNull()
+    return joined.withColumn(
+        "_reasons", F.when(orphan, F.array_append("_reasons", F.lit(rule))).otherwise(F.col("_reasons"))
+    ).drop("_parent_key")
+
+
+def with_outcome(df: DataFrame, table: str) -> DataFrame:
+    """Add ``_outcome`` (one of :data:`OUTCOMES`), marking conflicting versions in ``_reasons``.
+
+    Requires ``_typed``, ``_reasons``, ``_batch_id`` and ``_source_file``.
+    """
+    key = f"_typed.{SILVER[table].key[0]}"
+    valid = F.size("_reasons") == 0
+    version = F.sha2(F.to_json(F.col("_typed")), 256)
+    in_batch = Window.partitionBy(F.col(key), "_batch_id")
+    versions = F.size(F.collect_set(F.when(valid, version)).over(in_batch))
+    raw_text = F.to_json(F.struct(*SOURCE_COLUMNS[table]))
+    flagged = df.withColumn("_conflict", valid & (versions > 1)).withColumn(
+        "_reasons", F.when(F.col("_conflict"), F.array(F.lit("conflicting_duplicate"))).otherwise(F.col("_reasons"))
+    )
+    candidate = F.size("_reasons") == 0
+    copy_rank = F.row_number().over(in_batch.orderBy(candidate.desc(), "_source_file", raw_text))
+    ranked = flagged.withColumn("_copy", copy_rank).withColumn("_candidate", candidate & (F.col("_copy") == 1))
+    by_key = Window.partitionBy(F.col(key)).orderBy(F.col("_candidate").desc(), F.col("_batch_id").desc())
+    ranked = ranked.withColumn("_winner", F.col("_candidate") & (F.row_number().over(by_key) == 1))
+    outcome = (
+        F.when(F.size("_reasons") > 0, F.lit(QUARANTINED))
+        .when(F.col("_winner"), F.lit(SILVER_ROW))
+        .when(F.col("_candidate"), F.lit(SUPERSEDED))
+        .otherwise(F.lit(DUPLICATE))
+    )
+    return ranked.withColumn("_outcome", outcome).drop("_conflict", "_copy", "_candidate", "_winner")
+
+
+def classify(bronze: DataFrame, table: str, parent: DataFrame | None) -> DataFrame:
+    """Bronze rows of ``table`` -> the same rows with ``_typed``, ``_reasons`` and ``_outcome``."""
+    return with_outcome(with_orphan_reasons(with_row_reasons(bronze, table), table, parent), table)
+
+
+def silver_rows(classified: DataFrame, table: str, *, processed_at: dt.datetime) -> DataFrame:
+    """The winning rows in the silver contract's columns, with lineage."""
+    business = [F.col(f"_typed.{c.name}").alias(c.name) for c in source_columns(table)]
+    return classified.where(F.col("_outcome") == SILVER_ROW).select(
+        *business, "_batch_id", "_source_file", "_ingestion_timestamp", _processed(processed_at)
+    )
+
+
+def quarantine_rows(classified: DataFrame, table: str, *, processed_at: dt.datetime) -> DataFrame:
+    """The rejected rows: raw bronze text, every rule broken, lineage."""
+    columns = quarantine_table(table).column_names[:-1]  # all but _silver_processed_at
+    return classified.where(F.col("_outcome") == QUARANTINED).select(*columns, _processed(processed_at))
+
+
+def _processed(at: dt.datetime) -> SparkColumn:
+    if at.tzinfo is None:
+        raise ValueError("processed_at must be timezone-aware (UTC)")
+    return F.lit(at.astimezone(dt.timezone.utc)).cast("timestamp").alias("_silver_processed_at")
+
+
+def outcome_counts(classified: DataFrame) -> dict[str, int]:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    counts |= {r["_outcome"]: int(r["count"]) for r in classified.groupBy("_outcome").count().collect()}
+    return counts
+
+
+def rule_counts(classified: DataFrame) -> dict[str, int]:
+    """Quarantined rows per rule (a row counts once under each rule it breaks)."""
+    exploded = classified.where(F.col("_outcome") == QUARANTINED).select(F.explode("_reasons").alias("rule"))
+    return {r["rule"]: int(r["count"]) for r in exploded.groupBy("rule").count().collect()}

@@ -8,6 +8,7 @@ fails the test run instead of skipping it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -149,6 +150,23 @@ def pg_schema(pg_service: PostgresSettings) -> Iterator[str]:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def pg_database(pg_service: PostgresSettings) -> Iterator[PostgresSettings]:
+    """A fresh, uniquely named database (for code that uses fixed schema names: bronze, silver, core…)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = dataclasses.replace(pg_service, database="postgres")
+    conn = psycopg2.connect(**admin.connect_kwargs())
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        yield dataclasses.replace(pg_service, database=name)
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
     finally:
         conn.close()
 

@@ -1,0 +1,3 @@
+{% macro cpa(cost='cost', conversions='conversions') -%}
+    {{ safe_divide(cost, conversions) }}
+{%- endmacro %}

@@ -1,0 +1,3 @@
+{% macro cpc(cost='cost', clicks='clicks') -%}
+    {{ safe_divide(cost, clicks) }}
+{%- endmacro %}

@@ -1,0 +1,3 @@
+{% macro ctr(clicks='clicks', impressions='impressions') -%}
+    {{ safe_divide(clicks, impressions) }}
+{%- endmacro %}

@@ -1,0 +1,3 @@
+{% macro cvr(conversions='conversions', clicks='clicks') -%}
+    {{ safe_divide(conversions, clicks) }}
+{%- endmacro %}

@@ -1,0 +1,3 @@
+{% macro roas(revenue='revenue', cost='cost') -%}
+    {{ safe_divide(revenue, cost) }}
+{%- endmacro %}

@@ -1,0 +1,3 @@
+{% macro roi(revenue='revenue', cost='cost') -%}
+    {{ safe_divide('(' ~ revenue ~ ') - (' ~ cost ~ ')', cost) }}
+{%- endmacro %}

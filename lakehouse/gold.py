@@ -1,0 +1,269 @@
+"""Gold layer: build the dbt project (``dbt_project/``) in-process with dbt's programmatic runner.
+
+:func:`run_gold` runs ``dbt build`` (models, snapshots, data tests and unit tests, in dependency order) and
+:func:`docs_generate` runs ``dbt docs generate``. The project's ``profiles.yml`` reads the connection from libpq's
+``PG*`` variables only; both functions set them from a :class:`~lakehouse.settings.PostgresSettings` for the
+duration of the call and restore the previous environment afterwards. Test failures are results, not
+exceptions: they come back in :attr:`GoldResult.failed_tests`. dbt failing to run at all raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dbt.adapters.exceptions.connection import FailedToConnectError
+from dbt.artifacts.schemas.run import RunExecutionResult, RunResult
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+from dbt_common.events.base_types import EventMsg
+
+from lakehouse.errors import LakehouseError, ServiceUnavailableError
+from lakehouse.settings import MASK, PG_VARIABLES, PostgresSettings
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+_TEST_TYPES = frozenset({"test", "unit_test"})
+_FAILED = frozenset({"fail", "error"})
+
+
+class GoldError(LakehouseError):
+    """dbt could not run the gold project at all (bad project, crash); test failures are not errors."""
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """One finished dbt node: a model, snapshot, data test or unit test.
+
+    ``rows_affected`` is what PostgreSQL reported for a model or snapshot (``MERGE 0`` for an incremental run
+    without new input gives 0); None for views, tests and skipped nodes.
+    """
+
+    name: str
+    resource_type: str
+    status: str
+    seconds: float
+    rows_affected: int | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class GoldResult:
+    """The outcome of one ``dbt build``: ``ok`` is False when any test failed or any node errored."""
+
+    ok: bool
+    nodes: tuple[NodeOutcome, ...]
+    failed_tests: tuple[str, ...]
+    seconds: float
+
+    def node(self, name: str) -> NodeOutcome:
+        """The outcome of the node called ``name``; KeyError when the build did not include it."""
+        for outcome in self.nodes:
+            if outcome.name == name:
+                return outcome
+        raise KeyError(f"no dbt node named {name!r} in this build")
+
+    @property
+    def errors(self) -> tuple[NodeOutcome, ...]:
+        """Models and snapshots that failed (their downstream nodes are skipped)."""
+        return tuple(n for n in self.nodes if n.status in _FAILED and n.resource_type not in _TEST_TYPES)
+
+
+def run_gold(
+    pg: PostgresSettings,
+    *,
+    project_dir: Path = DBT_PROJECT_DIR,
+    target_dir: Path | None = None,
+    full_refresh: bool = False,
+    log: Callable[[str], None] = print,
+) -> GoldResult:
+    """Build the gold layer: ``dbt build`` of every model, snapshot, data test and unit test.
+
+    Args:
+        pg: the warehouse; ``silver.*`` must exist there. ``core``, ``analytics``, ``staging``,
+            ``intermediate`` and ``snapshots`` are created or replaced.
+        project_dir: the dbt project (its ``profiles.yml`` is used too).
+        target_dir: dbt's artifacts folder (run results, manifest, compiled SQL); default ``<project>/target``.
+        full_refresh: rebuild incremental models from scratch instead of merging new rows.
+        log: receives one line per finished model or snapshot, per test that did not pass, and a summary.
+
+    Returns:
+        Every node's outcome; ``ok`` is False and ``failed_tests`` names the culprits when a test fails.
+
+    Raises:
+        ServiceUnavailableError: PostgreSQL cannot be reached (the message names host and port).
+        GoldError: dbt could not run (missing or invalid project, internal error).
+    """
+    args = ["build", *(["--full-refresh"] if full_refresh else [])]
+    started = time.perf_counter()
+    outcome = _invoke(args, pg, project_dir, target_dir, progress=_progress(log))
+    seconds = time.perf_counter() - started
+    results = outcome.result.results if isinstance(outcome.result, RunExecutionResult) else []
+    nodes = tuple(_node_outcome(r) for r in results if isinstance(r, RunResult))
+    failed = tuple(n.name for n in nodes if n.resource_type in _TEST_TYPES and n.status in _FAILED)
+    result = GoldResult(ok=outcome.success, nodes=nodes, failed_tests=failed, seconds=seconds)
+    log(_summary(result))
+    return result
+
+
+def docs_generate(
+    pg: PostgresSettings,
+    *,
+    project_dir: Path = DBT_PROJECT_DIR,
+    target_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run ``dbt docs generate`` (catalog from ``pg``; no internet needed) and return the static site's path.
+
+    ``static_index.html`` holds the manifest and catalog inline, so it opens straight from disk.
+
+    Raises:
+        ServiceUnavailableError: PostgreSQL cannot be reached.
+        GoldError: dbt could not generate the documentation.
+    """
+    outcome = _invoke(["docs", "generate", "--static"], pg, project_dir, target_dir, progress=None)
+    if not outcome.success:
+        raise GoldError(f"dbt docs generate failed for {project_dir}; see {_log_dir(project_dir)}/dbt.log")
+    site = (target_dir or project_dir / "target") / "static_index.html"
+    log(f"gold docs: {site}")
+    return site
+
+
+def list_nodes(
+    pg: PostgresSettings,
+    resource_type: str,
+    *,
+    project_dir: Path = DBT_PROJECT_DIR,
+    target_dir: Path | None = None,
+) -> tuple[str, ...]:
+    """``dbt ls --resource-type <resource_type>``: the names of the project's nodes of that type.
+
+    Nothing connects to ``pg``; it only renders the profile.
+    """
+    command = ["ls", "--resource-type", resource_type, "--output", "name"]
+    outcome = _invoke(command, pg, project_dir, target_dir, progress=None)
+    return tuple(outcome.result) if isinstance(outcome.result, list) else ()
+
+
+def _invoke(
+    args: Sequence[str],
+    pg: PostgresSettings,
+    project_dir: Path,
+    target_dir: Path | None,
+    *,
+    progress: Callable[[EventMsg], None] | None,
+) -> dbtRunnerResult:
+    """Run one dbt command in-process with the connection in ``PG*``; raise for anything but test failures."""
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise GoldError(f"no dbt project at {project_dir} (dbt_project.yml is missing)")
+    target = target_dir or project_dir / "target"
+    command = [
+        *args,
+        *("--project-dir", str(project_dir), "--profiles-dir", str(project_dir)),
+        *("--target-path", str(target), "--log-path", str(_log_dir(project_dir))),
+        # dbt's console output gives way to the progress callback's lines; its log file stays.
+        *("--log-level", "none", "--log-level-file", "info", "--no-use-colors"),
+        *("--no-send-anonymous-usage-stats", "--no-version-check"),
+    ]
+    with _pg_environment(pg):
+        outcome = dbtRunner(callbacks=[progress] if progress else []).invoke(command)
+    if outcome.exception is not None:
+        detail = _scrub(" ".join(str(outcome.exception).split()), pg)
+        if isinstance(outcome.exception, FailedToConnectError):
+            raise ServiceUnavailableError(
+                "PostgreSQL", f"{pg.host}:{pg.port}", detail, hint="check PGHOST, PGPORT, PGUSER and PGPASSWORD"
+            ) from None
+        raise GoldError(f"dbt {' '.join(args)} could not run against {pg.endpoint}: {detail}") from None
+    return outcome
+
+
+def _log_dir(project_dir: Path) -> Path:
+    return project_dir / "logs"
+
+
+@contextlib.contextmanager
+def _pg_environment(pg: PostgresSettings) -> Iterator[None]:
+    """Export ``pg`` as ``PG*`` variables (unsetting any not given) and restore the old values afterwards."""
+    saved = {name: os.environ.get(name) for name in PG_VARIABLES}
+    wanted = pg.libpq_env()
+    try:
+        for name in PG_VARIABLES:
+            if name in wanted:
+                os.environ[name] = wanted[name]
+            else:
+                os.environ.pop(name, None)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _scrub(text: str, pg: PostgresSettings) -> str:
+    """Belt and braces: no error text leaves this module with the password in it."""
+    password = pg.password.reveal() if pg.password is not None else ""
+    return text.replace(password, MASK) if password else text
+
+
+def _progress(log: Callable[[str], None]) -> Callable[[EventMsg], None]:
+    """A dbtRunner callback: one line per finished model or snapshot, and per test that failed or warned."""
+    lock = threading.Lock()  # dbt calls back from its worker threads; keep lines whole
+
+    def on_event(event: EventMsg) -> None:
+        if event.info.name != "NodeFinished":
+            return
+        data: Any = event.data  # a protobuf message, untyped
+        info, result = data.node_info, data.run_result
+        rows = result.adapter_response.fields.get("rows_affected")
+        outcome = _outcome(
+            info.node_name,
+            info.resource_type,
+            result.status,
+            result.execution_time,
+            rows.number_value if rows is not None else None,
+            result.message,
+        )
+        if outcome.resource_type not in _TEST_TYPES or outcome.status not in ("pass", "skipped"):
+            with lock:
+                log(_line(outcome))
+
+    return on_event
+
+
+def _outcome(name: str, resource_type: str, status: str, seconds: float, rows: Any, message: str | None) -> NodeOutcome:
+    """Row counts only where they mean rows written: not for tests, nor the -1 of a view."""
+    counts_rows = isinstance(rows, int | float) and rows >= 0 and resource_type not in _TEST_TYPES
+    return NodeOutcome(name, resource_type, status, seconds, int(rows) if counts_rows else None, message or None)
+
+
+def _node_outcome(result: RunResult) -> NodeOutcome:
+    return _outcome(
+        result.node.name,
+        str(result.node.resource_type),
+        str(result.status),
+        result.execution_time,
+        result.adapter_response.get("rows_affected"),
+        result.message,
+    )
+
+
+def _line(node: NodeOutcome) -> str:
+    rows = f", {node.rows_affected} rows" if node.rows_affected is not None else ""
+    why = f": {' '.join((node.message or '').split())[:200]}" if node.status in _FAILED else ""
+    return f"gold  {node.status.upper():<7} {node.resource_type:<9} {node.name} ({node.seconds:.2f}s{rows}){why}"
+
+
+def _summary(result: GoldResult) -> str:
+    tests = [n for n in result.nodes if n.resource_type in _TEST_TYPES]
+    passed = sum(1 for n in tests if n.status == "pass")
+    verdict = "ok" if result.ok else f"FAILED ({len(result.failed_tests)} failing tests, {len(result.errors)} errors)"
+    return (
+        f"gold  dbt build {verdict}: {len(result.nodes) - len(tests)} models/snapshots, "
+        f"{passed}/{len(tests)} tests passed in {result.seconds:.1f}s"
+    )

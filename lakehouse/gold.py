@@ -87,7 +87,8 @@ def run_gold(
         pg: the warehouse; ``silver.*`` must exist there. ``core``, ``analytics``, ``staging``,
             ``intermediate`` and ``snapshots`` are created or replaced.
         project_dir: the dbt project (its ``profiles.yml`` is used too).
-        target_dir: dbt's artifacts folder (run results, manifest, compiled SQL); default ``<project>/target``.
+        target_dir: dbt's artifacts folder (run results, manifest, compiled SQL, logs); default
+            ``<project>/target`` with logs in ``<project>/logs``.
         full_refresh: rebuild incremental models from scratch instead of merging new rows.
         log: receives one line per finished model or snapshot, per test that did not pass, and a summary.
 
@@ -127,7 +128,7 @@ def docs_generate(
     """
     outcome = _invoke(["docs", "generate", "--static"], pg, project_dir, target_dir, progress=None)
     if not outcome.success:
-        raise GoldError(f"dbt docs generate failed for {project_dir}; see {_log_dir(project_dir)}/dbt.log")
+        raise GoldError(f"dbt docs generate failed for {project_dir}; see {_log_dir(project_dir, target_dir)}")
     site = (target_dir or project_dir / "target") / "static_index.html"
     log(f"gold docs: {site}")
     return site
@@ -164,7 +165,7 @@ def _invoke(
     command = [
         *args,
         *("--project-dir", str(project_dir), "--profiles-dir", str(project_dir)),
-        *("--target-path", str(target), "--log-path", str(_log_dir(project_dir))),
+        *("--target-path", str(target), "--log-path", str(_log_dir(project_dir, target_dir))),
         # dbt's console output gives way to the progress callback's lines; its log file stays.
         *("--log-level", "none", "--log-level-file", "info", "--no-use-colors"),
         *("--no-send-anonymous-usage-stats", "--no-version-check"),
@@ -181,8 +182,9 @@ def _invoke(
     return outcome
 
 
-def _log_dir(project_dir: Path) -> Path:
-    return project_dir / "logs"
+def _log_dir(project_dir: Path, target_dir: Path | None) -> Path:
+    """``<project>/logs`` (gitignored), or inside a caller's own target folder, so its runs leave no trace here."""
+    return target_dir / "logs" if target_dir else project_dir / "logs"
 
 
 @contextlib.contextmanager

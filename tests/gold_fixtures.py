@@ -13,10 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 from psycopg2 import sql
-from psycopg2.extensions import connection
 
-from lakehouse.contracts import LINEAGE, SILVER
-from lakehouse.warehouse import create_table_sql
+from lakehouse.contracts import SILVER
+from lakehouse.settings import PostgresSettings
+from lakehouse.warehouse import connect, create_table_sql
 
 Row = dict[str, Any]
 
@@ -25,85 +25,44 @@ FIRST_DAY = dt.date(2024, 3, 1)
 DAYS = 14
 CENT = Decimal("0.01")
 
-ADVERTISERS: list[Row] = [
-    {"advertiser_id": 1, "advertiser_name": "Northwind Outfitters", "industry": "Retail", "country": "US"},
-    {"advertiser_id": 2, "advertiser_name": "Bluepeak Bank", "industry": "Financial Services", "country": "GB"},
-    {"advertiser_id": 3, "advertiser_name": "Lumen Health", "industry": "Healthcare", "country": "DE"},
-    {"advertiser_id": 4, "advertiser_name": "Orbit Games", "industry": "Entertainment", "country": "CA"},
-]
-_MANAGERS = {1: "Dana Whitfield", 2: "Omar Haddad", 4: "Mei Chen"}  # advertiser 3 has none
-for _advertiser in ADVERTISERS:
-    _advertiser["account_manager"] = _MANAGERS.get(_advertiser["advertiser_id"])
+
+def _parse(table: str, text: str) -> list[Row]:
+    """Rows of a ``|``-separated block, one cell per business column in contract order; an empty cell is NULL."""
+    contract = SILVER[table]
+    names = [name for name in contract.column_names if not name.startswith("_")]
+    parsers: dict[str, Any] = {"int": int, "bigint": int, "date": dt.date.fromisoformat, "string": str}
+    rows = []
+    for line in text.strip().splitlines():
+        cells = [cell.strip() for cell in line.split("|")]
+        row: Row = {}
+        for name, cell in zip(names, cells, strict=True):
+            kind = contract.column(name).type
+            row[name] = None if not cell else Decimal(cell) if kind.startswith("decimal") else parsers[kind](cell)
+        rows.append(row)
+    return rows
 
 
-def _campaign(
-    campaign_id: int,
-    advertiser_id: int,
-    name: str,
-    kind: str,
-    status: str,
-    objective: str | None,
-    flight: tuple[str, str | None],
-    budgets: tuple[str | None, str | None],
-) -> Row:
-    start, end = flight
-    daily, total = budgets
-    return {
-        "campaign_id": campaign_id,
-        "advertiser_id": advertiser_id,
-        "campaign_name": name,
-        "campaign_type": kind,
-        "status": status,
-        "objective": objective,
-        "start_date": dt.date.fromisoformat(start),
-        "end_date": dt.date.fromisoformat(end) if end else None,
-        "budget_daily": Decimal(daily) if daily else None,
-        "budget_total": Decimal(total) if total else None,
-    }
-
-
-CAMPAIGNS: list[Row] = [
-    _campaign(
-        101,
-        1,
-        "Spring Search - Brand",
-        "Search",
-        "Active",
-        "Conversion",
-        ("2024-03-01", "2024-03-31"),
-        ("100.00", "3000.00"),
-    ),
-    _campaign(102, 1, "Always-on Shopping Feed", "Shopping", "Active", "Sales", ("2024-03-01", None), ("50.00", None)),
-    _campaign(
-        103,
-        2,
-        "Savings Display Q1",
-        "Display",
-        "Paused",
-        "Awareness",
-        ("2024-02-15", "2024-03-15"),
-        ("80.00", "2400.00"),
-    ),
-    _campaign(
-        104,
-        2,
-        "Mortgage Explainer Video",
-        "Video",
-        "Completed",
-        "Consideration",
-        ("2024-02-01", "2024-03-05"),
-        ("200.00", "5000.00"),
-    ),
-    _campaign(
-        105, 3, "Clinic Launch Social", "Social", "Draft", None, ("2024-04-01", "2024-04-30"), ("60.00", "1800.00")
-    ),
-    _campaign(
-        106, 3, "Flu Shot Search Burst", "Search", "Active", "Leads", ("2024-03-04", "2024-03-10"), ("20.00", "140.00")
-    ),
-    _campaign(
-        107, 1, "Trail Running Social", "Social", "Active", "Traffic", ("2024-03-01", "2024-03-20"), ("40.00", "800.00")
-    ),
-]
+ADVERTISERS = _parse(
+    "advertisers",
+    """
+1 | Northwind Outfitters | Retail             | US | Dana Whitfield
+2 | Bluepeak Bank        | Financial Services | GB | Omar Haddad
+3 | Lumen Health         | Healthcare         | DE |
+4 | Orbit Games          | Entertainment      | CA | Mei Chen
+    """,
+)
+CAMPAIGNS = _parse(
+    "campaigns",
+    """
+101 | 1 | Spring Search - Brand    | Search   | Active    | Conversion    | 2024-03-01 | 2024-03-31 | 100.00 | 3000.00
+102 | 1 | Always-on Shopping Feed  | Shopping | Active    | Sales         | 2024-03-01 |            |  50.00 |
+103 | 2 | Savings Display Q1       | Display  | Paused    | Awareness     | 2024-02-15 | 2024-03-15 |  80.00 | 2400.00
+104 | 2 | Mortgage Explainer Video | Video    | Completed | Consideration | 2024-02-01 | 2024-03-05 | 200.00 | 5000.00
+105 | 3 | Clinic Launch Social     | Social   | Draft     |               | 2024-04-01 | 2024-04-30 |  60.00 | 1800.00
+106 | 3 | Flu Shot Search Burst    | Search   | Active    | Leads         | 2024-03-04 | 2024-03-10 |  20.00 |  140.00
+107 | 1 | Trail Running Social     | Social   | Active    | Traffic       | 2024-03-01 | 2024-03-20 |  40.00 |  800.00
+    """,
+)
 
 # campaign: (days delivered as offsets from FIRST_DAY, impressions, clicks per mille, conversions per cent
 #            of clicks, cost per click or None when bought per mille, revenue per conversion)
@@ -154,10 +113,11 @@ SILVER_ROWS: dict[str, list[Row]] = {
 }
 
 
-def create_silver(conn: connection, batch: tuple[str, dt.datetime] = FIRST_BATCH) -> None:
+def create_silver(pg: PostgresSettings, batch: tuple[str, dt.datetime] = FIRST_BATCH) -> None:
     """Create ``silver.*`` from the contracts and insert :data:`SILVER_ROWS`, all delivered by ``batch``."""
     batch_id, ingested_at = batch
-    with conn.cursor() as cur:
+    lineage = {"_batch_id": batch_id, "_ingestion_timestamp": ingested_at, "_silver_processed_at": _now()}
+    with connect(pg) as conn, conn.cursor() as cur:
         cur.execute("create schema if not exists silver")
         for table, rows in SILVER_ROWS.items():
             contract = SILVER[table]
@@ -167,26 +127,22 @@ def create_silver(conn: connection, batch: tuple[str, dt.datetime] = FIRST_BATCH
                 sql.SQL(", ").join(sql.Identifier(c) for c in contract.column_names),
                 sql.SQL(", ").join(sql.Placeholder(c) for c in contract.column_names),
             )
-            lineage = {
-                "_batch_id": batch_id,
-                "_source_file": f"{table}.csv",
-                "_ingestion_timestamp": ingested_at,
-                "_silver_processed_at": dt.datetime.now(dt.timezone.utc),
-            }
-            cur.executemany(insert, [{**row, **lineage} for row in rows])
+            cur.executemany(insert, [row | lineage | {"_source_file": f"{table}.csv"} for row in rows])
+    conn.close()
 
 
-def rebuild_silver(conn: connection) -> None:
+def rebuild_silver(pg: PostgresSettings) -> None:
     """Restamp ``_silver_processed_at`` on every row, as the silver layer's full rebuild does on every run."""
-    with conn.cursor() as cur:
+    with connect(pg) as conn, conn.cursor() as cur:
         for table in SILVER:
-            cur.execute(sql.SQL("update {} set _silver_processed_at = now()").format(sql.Identifier("silver", table)))
+            cur.execute(
+                sql.SQL("update {} set _silver_processed_at = %s").format(sql.Identifier("silver", table)), (_now(),)
+            )
+    conn.close()
 
 
-BUSINESS_COLUMNS: dict[str, tuple[str, ...]] = {
-    table: tuple(c for c in contract.column_names if c not in {lineage.name for lineage in LINEAGE})
-    for table, contract in SILVER.items()
-}
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -51,19 +51,14 @@ CORE = {
 def warehouse(pg_service: PostgresSettings) -> Iterator[PostgresSettings]:
     """A fresh database holding the hand-made ``silver.*`` dataset; dropped afterwards."""
     name = f"gold_{uuid.uuid4().hex[:12]}"
-    admin = connect(dataclasses.replace(pg_service, database="postgres"), autocommit=True)
+    admin = dataclasses.replace(pg_service, database="postgres")
+    run_sql(admin, sql.SQL("create database {}").format(sql.Identifier(name)), autocommit=True)
+    pg = dataclasses.replace(pg_service, database=name)
     try:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-        pg = dataclasses.replace(pg_service, database=name)
-        with connect(pg) as conn:
-            create_silver(conn)
-        conn.close()
+        create_silver(pg)
         yield pg
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
     finally:
-        admin.close()
+        run_sql(admin, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)), autocommit=True)
 
 
 @pytest.fixture(scope="module")
@@ -84,30 +79,29 @@ def build(pg: PostgresSettings, target_dir: Path, *, full_refresh: bool = False)
     return result
 
 
-def query(pg: PostgresSettings, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    with connect(pg) as conn, conn.cursor() as cur:
-        cur.execute(statement, params)
-        columns = [c.name for c in cur.description or ()]
-        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
-    conn.close()
-    return rows
-
-
-def execute(pg: PostgresSettings, statement: str, params: tuple[Any, ...] = ()) -> int:
-    with connect(pg) as conn, conn.cursor() as cur:
-        cur.execute(statement, params)
-        count = cur.rowcount
-    conn.close()
-    return count
+def run_sql(
+    pg: PostgresSettings, statement: str | sql.Composed, params: tuple[Any, ...] = (), *, autocommit: bool = False
+) -> list[dict[str, Any]]:
+    """Run one statement in its own transaction; its result rows as dicts (none for DDL and updates)."""
+    conn = connect(pg, autocommit=autocommit)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            columns = [c.name for c in cur.description or ()]
+            found = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()] if columns else []
+        conn.commit()
+    finally:
+        conn.close()
+    return found
 
 
 def contents(pg: PostgresSettings, tables: dict[str, tuple[str, ...]]) -> dict[str, list[dict[str, Any]]]:
-    return {table: query(pg, f"select * from {table} order by {', '.join(key)}") for table, key in tables.items()}
+    return {table: run_sql(pg, f"select * from {table} order by {', '.join(key)}") for table, key in tables.items()}
 
 
 def snapshot_versions(pg: PostgresSettings, snapshot: str, key: str) -> dict[int, int]:
-    rows = query(pg, f"select {key} as id, count(*) as versions from snapshots.{snapshot} group by {key}")
-    return {row["id"]: row["versions"] for row in rows}
+    counts = run_sql(pg, f"select {key} as id, count(*) as versions from snapshots.{snapshot} group by {key}")
+    return {row["id"]: row["versions"] for row in counts}
 
 
 def test_first_build_is_green_on_every_layer(first_build: GoldResult, warehouse: PostgresSettings) -> None:
@@ -117,7 +111,7 @@ def test_first_build_is_green_on_every_layer(first_build: GoldResult, warehouse:
     assert first_build.node("fct_performance").rows_affected == len(PERFORMANCE)
     unit_tests = [n for n in first_build.nodes if n.resource_type == "unit_test"]
     assert len(unit_tests) >= 10
-    tables = query(
+    tables = run_sql(
         warehouse,
         "select table_schema || '.' || table_name as name from information_schema.tables"
         " where table_schema in ('core', 'analytics')",
@@ -134,10 +128,14 @@ def test_project_declares_at_least_150_data_tests(warehouse: PostgresSettings, t
 def test_analytics_kpis_equal_an_independent_recomputation(
     first_build: GoldResult, warehouse: PostgresSettings
 ) -> None:
-    silver = {t: query(warehouse, f"select * from silver.{t}") for t in ("advertisers", "campaigns", "performance")}
+    silver = {t: run_sql(warehouse, f"select * from silver.{t}") for t in ("advertisers", "campaigns", "performance")}
     project_vars = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
     thresholds = (Decimal(str(project_vars["pacing_under_below"])), Decimal(str(project_vars["pacing_over_above"])))
     expected = expected_marts(silver, thresholds)
+    every_row = [row for mart in expected.values() for row in mart.values()]
+    for kpi in ("ctr", "cvr", "cpc", "cpm", "cpa", "roas", "roi"):  # the dataset exercises both kinds of value
+        assert {row[kpi] is None for row in every_row if kpi in row} == {True, False}, kpi
+    assert {row["pacing_status"] for row in expected["budget_pacing"].values()} == {"under", "on_track", "over", None}
     actual = contents(warehouse, MARTS)
     for table, key in MARTS.items():
         name = table.split(".")[1]
@@ -164,7 +162,7 @@ def test_rerun_without_new_input_processes_no_rows_and_changes_nothing(
 ) -> None:
     before = contents(warehouse, MARTS | CORE)
     versions = snapshot_versions(warehouse, "campaigns_snapshot", "campaign_id")
-    rebuild_silver_in(warehouse)  # silver's full rebuild restamps _silver_processed_at on every row
+    rebuild_silver(warehouse)  # silver's full rebuild restamps _silver_processed_at on every row
 
     rerun = build(warehouse, target_dir)
 
@@ -177,28 +175,24 @@ def test_rerun_without_new_input_processes_no_rows_and_changes_nothing(
     assert snapshot_versions(warehouse, "campaigns_snapshot", "campaign_id") == versions
 
 
-def rebuild_silver_in(pg: PostgresSettings) -> None:
-    with connect(pg) as conn:
-        rebuild_silver(conn)
-    conn.close()
-
-
 def test_late_correction_of_a_loaded_key_is_merged(warehouse: PostgresSettings, target_dir: Path) -> None:
     corrected = 101003
-    execute(
+    run_sql(
         warehouse,
         "update silver.performance set clicks = clicks + 7, _batch_id = %s, _ingestion_timestamp = %s"
         " where performance_id = %s",
         (*SECOND_BATCH, corrected),
     )
-    rebuild_silver_in(warehouse)
-    (silver_clicks,) = query(warehouse, "select clicks from silver.performance where performance_id = %s", (corrected,))
+    rebuild_silver(warehouse)
+    (silver_clicks,) = run_sql(
+        warehouse, "select clicks from silver.performance where performance_id = %s", (corrected,)
+    )
 
     result = build(warehouse, target_dir)
 
     assert result.ok, result.failed_tests
     assert result.node("fct_performance").rows_affected == 1
-    (fact,) = query(
+    (fact,) = run_sql(
         warehouse, "select clicks, batch_id from core.fct_performance where performance_id = %s", (corrected,)
     )
     assert fact == {"clicks": silver_clicks["clicks"], "batch_id": SECOND_BATCH[0]}
@@ -208,26 +202,26 @@ def test_snapshots_version_business_changes_only(warehouse: PostgresSettings, ta
     campaigns_before = snapshot_versions(warehouse, "campaigns_snapshot", "campaign_id")
     advertisers_before = snapshot_versions(warehouse, "advertisers_snapshot", "advertiser_id")
     # campaign 101: a new total budget; advertiser 2: re-delivered unchanged (only lineage moves)
-    execute(
+    run_sql(
         warehouse,
         "update silver.campaigns set budget_total = 3500.00, _batch_id = %s, _ingestion_timestamp = %s"
         " where campaign_id = 101",
         THIRD_BATCH,
     )
-    execute(
+    run_sql(
         warehouse,
         "update silver.advertisers set _batch_id = %s, _ingestion_timestamp = %s, _source_file = 'late.csv'"
         " where advertiser_id = 2",
         THIRD_BATCH,
     )
-    rebuild_silver_in(warehouse)
+    rebuild_silver(warehouse)
 
     result = build(warehouse, target_dir)
 
     assert result.ok, result.failed_tests
     assert snapshot_versions(warehouse, "campaigns_snapshot", "campaign_id") == campaigns_before | {101: 2}
     assert snapshot_versions(warehouse, "advertisers_snapshot", "advertiser_id") == advertisers_before
-    history = query(
+    history = run_sql(
         warehouse,
         "select budget_total, dbt_valid_to is null as is_current from snapshots.campaigns_snapshot"
         " where campaign_id = 101 order by dbt_valid_from",
@@ -238,7 +232,7 @@ def test_snapshots_version_business_changes_only(warehouse: PostgresSettings, ta
     ]
     # A re-delivered campaign re-delivers its fact rows (their advertiser key comes from it): all 14 days.
     assert result.node("fct_performance").rows_affected == sum(1 for r in PERFORMANCE if r["campaign_id"] == 101)
-    (pacing,) = query(warehouse, "select budget_total from analytics.budget_pacing where campaign_id = 101")
+    (pacing,) = run_sql(warehouse, "select budget_total from analytics.budget_pacing where campaign_id = 101")
     assert pacing["budget_total"] == Decimal("3500.00")
 
 
@@ -253,7 +247,7 @@ def test_a_broken_silver_row_fails_the_reconciliation_tests_by_name(
     warehouse: PostgresSettings, target_dir: Path
 ) -> None:
     # Changed in place without a new ingestion time: the watermark cannot see it, so fct_performance goes stale.
-    assert execute(warehouse, "update silver.performance set cost = cost + 1 where performance_id = 102005") == 1
+    run_sql(warehouse, "update silver.performance set cost = cost + 1 where performance_id = 102005")
 
     broken = build(warehouse, target_dir)
 

@@ -14,6 +14,7 @@ from lakehouse.contracts import LINEAGE, SILVER
 from lakehouse.gold import DBT_PROJECT_DIR
 
 MODELS = DBT_PROJECT_DIR / "models"
+LINEAGE_MACRO = DBT_PROJECT_DIR / "macros" / "silver_lineage_columns.sql"
 STAGING_RENAMES = {
     "date": "performance_date",
     "_batch_id": "batch_id",
@@ -98,14 +99,22 @@ def test_every_categorical_column_has_an_accepted_values_test() -> None:
 
 
 def test_staging_exposes_every_contract_column() -> None:
+    lineage = LINEAGE_MACRO.read_text()
     models = {m["name"]: m for m in load(MODELS / "staging" / "_staging__models.yml")["models"]}
     for table, contract in SILVER.items():
         name = f"stg_silver__{table}"
         expected = [STAGING_RENAMES.get(c, c) for c in contract.column_names]
         assert [c["name"] for c in models[name]["columns"]] == expected, name
-        select_list = (MODELS / "staging" / f"{name}.sql").read_text()
+        select_list = (
+            (MODELS / "staging" / f"{name}.sql").read_text().replace("{{ silver_lineage_columns() }}", lineage)
+        )
         for column in expected:
             assert re.search(rf"\b{column}\b", select_list), f"{name}.sql does not select {column}"
+
+
+def test_the_lineage_macro_renames_every_lineage_column() -> None:
+    renames = dict(re.findall(r"(\w+) as (\w+)", LINEAGE_MACRO.read_text()))
+    assert renames == {c.name: STAGING_RENAMES[c.name] for c in LINEAGE}
 
 
 def test_snapshots_check_exactly_the_business_columns() -> None:

@@ -19,10 +19,7 @@ final as (
         end_date,
         budget_daily,
         budget_total,
-        _batch_id as batch_id,
-        _source_file as source_file,
-        _ingestion_timestamp as ingested_at,
-        _silver_processed_at as silver_processed_at
+        {{ silver_lineage_columns() }}
 
     from source
 

@@ -17,10 +17,7 @@ final as (
         conversions,
         cost,
         revenue,
-        _batch_id as batch_id,
-        _source_file as source_file,
-        _ingestion_timestamp as ingested_at,
-        _silver_processed_at as silver_processed_at
+        {{ silver_lineage_columns() }}
 
     from source
 

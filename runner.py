@@ -37,6 +37,7 @@ from lakehouse.errors import (  # noqa: E402
     ServiceUnavailableError,
 )
 from lakehouse.generator import generate  # noqa: E402
+from lakehouse.gold import run_gold  # noqa: E402
 from lakehouse.health import (  # noqa: E402
     CheckResult,
     java_check,
@@ -99,8 +100,8 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    """Every layer built so far, in one SparkSession: bronze, then silver (gold arrives with dbt)."""
-    return run_layers(settings, args, layers=("bronze", "silver"))
+    """Every layer, in one SparkSession: bronze, silver, then gold (dbt build)."""
+    return run_layers(settings, args, layers=("bronze", "silver", "gold"))
 
 
 def cmd_bronze(settings: Settings, args: argparse.Namespace) -> int:
@@ -111,6 +112,11 @@ def cmd_bronze(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_silver(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild silver and quarantine from every completed bronze batch."""
     return run_layers(settings, args, layers=("silver",))
+
+
+def cmd_gold(settings: Settings, args: argparse.Namespace) -> int:
+    """Build the gold layer: dbt models, snapshots, data tests and unit tests on PostgreSQL."""
+    return run_layers(settings, args, layers=("gold",))
 
 
 def landing_files(settings: Settings, args: argparse.Namespace) -> tuple[list[LandingFile], list[Refusal]] | None:
@@ -141,9 +147,13 @@ def run_layers(settings: Settings, args: argparse.Namespace, *, layers: tuple[st
     now = dt.datetime.now(dt.timezone.utc)
     rows: list[SummaryRow] = []
     notes: list[str] = []
-    with warehouse(settings) as pg, spark_session(settings) as spark:
-        lake.ensure_layers(settings)
-        if "bronze" in layers:
+    failed_tests: tuple[str, ...] = ()
+    with contextlib.ExitStack() as stack:
+        pg = stack.enter_context(warehouse(settings))
+        spark = stack.enter_context(spark_session(settings)) if layers != ("gold",) else None
+        if spark is not None:
+            lake.ensure_layers(settings)
+        if "bronze" in layers and spark is not None:
             report = bronze.ingest(spark, settings, pg, files, now=now)
             rows += [
                 SummaryRow(
@@ -163,7 +173,7 @@ def run_layers(settings: Settings, args: argparse.Namespace, *, layers: tuple[st
                 f"bronze batches: {', '.join(report.batches) or 'none (nothing new)'}; "
                 f"files skipped as already ingested: {len(report.skipped_files)}"
             )
-        if "silver" in layers:
+        if "silver" in layers and spark is not None:
             silver = build_silver(spark, settings, pg, run_id=now.strftime("%Y%m%dT%H%M%SZ"), processed_at=now)
             for t in silver.tables.values():
                 rows.append(
@@ -180,11 +190,26 @@ def run_layers(settings: Settings, args: argparse.Namespace, *, layers: tuple[st
                 )
             rows.append(SummaryRow("silver", "-> PostgreSQL", seconds=silver.warehouse_seconds))
             notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
+        if "gold" in layers:
+            gold = run_gold(
+                pg, full_refresh=getattr(args, "full_refresh", False), log=lambda line: log.info("%s", line)
+            )
+            models = [n for n in gold.nodes if n.resource_type in ("model", "snapshot")]
+            tests = [n for n in gold.nodes if n.resource_type in ("test", "unit_test")]
+            rows.append(SummaryRow("gold", f"{len(models)} models/snapshots", rows=len(models), seconds=gold.seconds))
+            rows.append(SummaryRow("gold", f"{len(tests)} dbt tests", rows=len(tests) - len(gold.failed_tests)))
+            failed_tests = gold.failed_tests
+            notes.append(f"gold: dbt build {'passed' if gold.ok else 'FAILED'} (core.*, analytics.*)")
     print()
     print(render_table(rows))
     for note in notes:
         print(note)
     print(f"total {time.monotonic() - started:.1f}s")
+    if failed_tests:
+        print(f"gold: {len(failed_tests)} dbt test(s) failed:", file=sys.stderr)
+        for name in failed_tests:
+            print(f"  {name}", file=sys.stderr)
+        return EXIT_FAILED
     if refused:
         print(f"{len(refused)} landing file(s) refused:", file=sys.stderr)
         for refusal in refused:
@@ -224,6 +249,7 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def spark_session(settings: Settings) -> Iterator[SparkSession]:
+    """The run's one SparkSession, stopped at the end."""
     from lakehouse.spark import build_spark
 
     log.info("starting Spark (%s)", settings.spark_master)
@@ -238,6 +264,7 @@ COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], int], str]] =
     "run": (cmd_run, "run every layer built so far (the default command)"),
     "bronze": (cmd_bronze, "ingest landing CSVs into bronze (Delta + PostgreSQL bronze.raw_*)"),
     "silver": (cmd_silver, "rebuild silver and quarantine from bronze, and reconcile the counts"),
+    "gold": (cmd_gold, "build the gold layer with dbt: core.* star schema, analytics.* marts, tests, snapshots"),
     "generate": (cmd_generate, "write a deterministic sample landing directory with a defect manifest"),
     "check": (cmd_check, "show resolved settings (secrets masked) and check Java, Spark, lake and PostgreSQL"),
     "db": (cmd_db, "start, stop or show the embedded PostgreSQL"),
@@ -252,7 +279,9 @@ def _add_options(name: str, cmd: argparse.ArgumentParser) -> None:
             help="landing directory (default: LAKEHOUSE_LANDING_DIR or "
             "<data dir>/landing; generated when empty and not given)",
         )
-    elif name == "generate":
+    if name in ("run", "gold"):
+        cmd.add_argument("--full-refresh", action="store_true", help="rebuild incremental gold models from scratch")
+    if name == "generate":
         cmd.add_argument("--out", metavar="DIR", help="output directory (default: the landing directory)")
         cmd.add_argument("--scale", type=float, default=1.0, help="size multiplier; 1 is about 15 MB (default 1)")
         cmd.add_argument("--seed", type=int, default=42, help="random seed; same seed, same files (default 42)")
@@ -275,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.set_defaults(handler=handler)
         _add_options(name, cmd)
-    parser.set_defaults(handler=cmd_run, command="run", input=None)
+    parser.set_defaults(handler=cmd_run, command="run", input=None, full_refresh=False)
     return parser
 
 

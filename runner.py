@@ -314,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
+        force=True,  # importing dbt installs its own root handlers; the runner's format wins
     )
     for noisy in ("py4j", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -24,11 +24,12 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
         env=base | env,
         cwd=cwd,
         check=False,
-        timeout=300,
+        timeout=900,
     )
 
 
 def test_runner_works_on_the_embedded_default_from_any_directory(tmp_path: Path) -> None:
+    """`python runner.py` with nothing configured: generates the sample, runs bronze, silver and gold."""
     env = {
         "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),
         "LAKEHOUSE_SPARK_MASTER": "local[2]",
@@ -37,13 +38,37 @@ def test_runner_works_on_the_embedded_default_from_any_directory(tmp_path: Path)
 
     proc = _run([], env, cwd=tmp_path)
 
-    assert proc.returncode == 0, proc.stderr
-    assert "OK   lake" in proc.stdout
-    assert "OK   postgres" in proc.stdout
-    for layer in ("bronze", "silver", "quarantine", "gold"):
-        assert layer in proc.stdout
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").is_file()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "generating the default sample" in proc.stderr
+    summary = proc.stdout
+    for layer, table in [("bronze", "performance"), ("silver", "campaigns"), ("gold", "dbt tests")]:
+        assert any(line.startswith(layer) and table in line for line in summary.splitlines()), summary
+    assert "silver reconciles with bronze" in summary
+    assert "gold: dbt build passed" in summary
+    assert (tmp_path / "data" / "landing" / "manifest.json").is_file()
     assert "stopped embedded PostgreSQL" in proc.stderr  # it stops what it started
+
+
+def test_refused_files_are_named_and_exit_5_while_the_rest_loads(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "advertisers.csv").write_text(
+        "advertiser_id,advertiser_name,industry,country,account_manager\n1,Acme,Retail,US,Jane\n"
+    )
+    (landing / "campaigns_broken.csv").write_text("campaign_id,colour\n1,blue\n")
+    env = {
+        "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),
+        "LAKEHOUSE_SPARK_MASTER": "local[2]",
+        "LAKEHOUSE_EMBEDDED_PG_PORT": str(_free_port()),
+    }
+
+    proc = _run(["bronze", "--input", str(landing)], env, cwd=tmp_path)
+
+    assert proc.returncode == 5, proc.stderr[-3000:]
+    assert "campaigns_broken.csv: header refused" in proc.stderr
+    assert "unknown: colour" in proc.stderr
+    advertisers = next(line for line in proc.stdout.splitlines() if line.startswith("bronze") and "advertisers" in line)
+    assert advertisers.split()[2:4] == ["1", "1"]  # one file, one row
 
 
 def test_check_against_real_minio_and_postgres_masks_secrets(

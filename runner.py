@@ -45,7 +45,7 @@ from lakehouse.health import (  # noqa: E402
     postgres_check,
 )
 from lakehouse.landing import LandingFile, Refusal, discover  # noqa: E402
-from lakehouse.report import SummaryRow, render_table  # noqa: E402
+from lakehouse.report import SummaryRow, bronze_summary, gold_summary, render_table, silver_summary  # noqa: E402
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres  # noqa: E402
 from lakehouse.settings import PostgresSettings, Settings, describe, load_settings  # noqa: E402
 from lakehouse.silver_layer import build_silver  # noqa: E402
@@ -155,49 +155,20 @@ def run_layers(settings: Settings, args: argparse.Namespace, *, layers: tuple[st
             lake.ensure_layers(settings)
         if "bronze" in layers and spark is not None:
             report = bronze.ingest(spark, settings, pg, files, now=now)
-            rows += [
-                SummaryRow(
-                    "bronze",
-                    t.table,
-                    files=t.files,
-                    rows=t.rows,
-                    corrupt=t.corrupt,
-                    csv_bytes=t.csv_bytes,
-                    parquet_bytes=t.parquet_bytes,
-                    seconds=t.seconds,
-                )
-                for t in report.tables.values()
-            ]
-            rows.append(SummaryRow("bronze", "-> PostgreSQL", seconds=report.warehouse_seconds))
+            rows += bronze_summary(report)
             notes.append(
                 f"bronze batches: {', '.join(report.batches) or 'none (nothing new)'}; "
                 f"files skipped as already ingested: {len(report.skipped_files)}"
             )
         if "silver" in layers and spark is not None:
             silver = build_silver(spark, settings, pg, run_id=now.strftime("%Y%m%dT%H%M%SZ"), processed_at=now)
-            for t in silver.tables.values():
-                rows.append(
-                    SummaryRow(
-                        "silver",
-                        t.table,
-                        rows=t.silver_rows,
-                        parquet_bytes=t.parquet_bytes,
-                        seconds=t.seconds,
-                        quarantined=t.quarantined,
-                        duplicates=t.duplicates,
-                        superseded=t.superseded,
-                    )
-                )
-            rows.append(SummaryRow("silver", "-> PostgreSQL", seconds=silver.warehouse_seconds))
+            rows += silver_summary(silver)
             notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
         if "gold" in layers:
             gold = run_gold(
                 pg, full_refresh=getattr(args, "full_refresh", False), log=lambda line: log.info("%s", line)
             )
-            models = [n for n in gold.nodes if n.resource_type in ("model", "snapshot")]
-            tests = [n for n in gold.nodes if n.resource_type in ("test", "unit_test")]
-            rows.append(SummaryRow("gold", f"{len(models)} models/snapshots", rows=len(models), seconds=gold.seconds))
-            rows.append(SummaryRow("gold", f"{len(tests)} dbt tests", rows=len(tests) - len(gold.failed_tests)))
+            rows += gold_summary(gold)
             failed_tests = gold.failed_tests
             notes.append(f"gold: dbt build {'passed' if gold.ok else 'FAILED'} (core.*, analytics.*)")
     print()

@@ -28,27 +28,16 @@ sys.path.insert(0, str(ROOT))
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from lakehouse.contracts import Column, Table  # noqa: E402
+from lakehouse.contracts import SILVER, Table  # noqa: E402
 from lakehouse.jars import POSTGRES_JDBC  # noqa: E402
+from lakehouse.rules import source_columns  # noqa: E402
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries  # noqa: E402
 from lakehouse.settings import PostgresSettings, load_settings  # noqa: E402
 from lakehouse.spark import build_spark  # noqa: E402
 from lakehouse.warehouse import connect, create_table_sql, load  # noqa: E402
 
-PERFORMANCE = Table(
-    "performance",
-    (
-        Column("performance_id", "bigint"),
-        Column("campaign_id", "int", required=True),
-        Column("date", "date", required=True),
-        Column("impressions", "bigint", required=True),
-        Column("clicks", "bigint", required=True),
-        Column("conversions", "bigint", required=True),
-        Column("cost", "decimal(12,2)", required=True),
-        Column("revenue", "decimal(12,2)", required=True),
-    ),
-    key=("performance_id",),
-)
+# The silver performance contract without lineage columns: the rows a loader moves.
+PERFORMANCE = Table("performance", source_columns("performance"), key=SILVER["performance"].key)
 
 
 def performance_rows(spark: SparkSession, rows: int, partitions: int) -> DataFrame:

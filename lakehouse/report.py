@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lakehouse.bronze import BronzeReport
+    from lakehouse.gold import GoldResult
+    from lakehouse.silver_layer import SilverReport
 
 
 @dataclass(frozen=True)
@@ -72,3 +78,46 @@ def render_table(rows: Sequence[SummaryRow]) -> str:
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def bronze_summary(report: BronzeReport) -> list[SummaryRow]:
+    rows = [
+        SummaryRow(
+            "bronze",
+            t.table,
+            files=t.files,
+            rows=t.rows,
+            corrupt=t.corrupt,
+            csv_bytes=t.csv_bytes,
+            parquet_bytes=t.parquet_bytes,
+            seconds=t.seconds,
+        )
+        for t in report.tables.values()
+    ]
+    return [*rows, SummaryRow("bronze", "-> PostgreSQL", seconds=report.warehouse_seconds)]
+
+
+def silver_summary(report: SilverReport) -> list[SummaryRow]:
+    rows = [
+        SummaryRow(
+            "silver",
+            t.table,
+            rows=t.silver_rows,
+            quarantined=t.quarantined,
+            duplicates=t.duplicates,
+            superseded=t.superseded,
+            parquet_bytes=t.parquet_bytes,
+            seconds=t.seconds,
+        )
+        for t in report.tables.values()
+    ]
+    return [*rows, SummaryRow("silver", "-> PostgreSQL", seconds=report.warehouse_seconds)]
+
+
+def gold_summary(result: GoldResult) -> list[SummaryRow]:
+    models = [n for n in result.nodes if n.resource_type in ("model", "snapshot")]
+    tests = [n for n in result.nodes if n.resource_type in ("test", "unit_test")]
+    return [
+        SummaryRow("gold", f"{len(models)} models/snapshots", rows=len(models), seconds=result.seconds),
+        SummaryRow("gold", f"{len(tests)} dbt tests", rows=len(tests) - len(result.failed_tests)),
+    ]

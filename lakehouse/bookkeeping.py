@@ -1,0 +1,188 @@
+"""Run bookkeeping in PostgreSQL schema ``ops``: one row per run, per loaded table and per quality check.
+
+``ops.pipeline_runs`` (a run's id, start, end, status, version and arguments), ``ops.layer_loads`` (rows and bytes
+per layer and table) and ``ops.quality_results`` (one row per Soda check) are created when missing. Every function
+opens its own connection and commits before returning, so a run that fails later still leaves its rows behind.
+Re-recording the loads or the quality results of a run's layer replaces them. Identifiers go through
+:mod:`psycopg2.sql`; values are parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import astuple, dataclass, fields
+from typing import TYPE_CHECKING, Literal
+
+import psycopg2
+from psycopg2 import errors, sql
+from psycopg2.extensions import cursor
+
+from lakehouse.errors import LakehouseError, ServiceUnavailableError
+from lakehouse.settings import PostgresSettings
+from lakehouse.warehouse import connect
+
+if TYPE_CHECKING:
+    from lakehouse.quality import CheckResult
+
+SCHEMA = "ops"
+RUNS, LOADS, QUALITY = "pipeline_runs", "layer_loads", "quality_results"
+RunStatus = Literal["running", "succeeded", "failed"]
+_DDL = {
+    RUNS: """
+        run_id text primary key,
+        started_at timestamptz not null default now(),
+        ended_at timestamptz,
+        status text not null default 'running' check (status in ('running', 'succeeded', 'failed')),
+        version text not null,
+        arguments jsonb not null default '{{}}'::jsonb""",  # braces doubled for sql.SQL.format
+    LOADS: """
+        run_id text not null references {runs} (run_id) on delete cascade,
+        layer text not null,
+        table_name text not null,
+        rows_in bigint, rows_out bigint, quarantined bigint, duplicates bigint, superseded bigint,
+        csv_bytes bigint, parquet_bytes bigint, seconds double precision,
+        recorded_at timestamptz not null default now(),
+        primary key (run_id, layer, table_name)""",
+    QUALITY: """
+        run_id text not null references {runs} (run_id) on delete cascade,
+        layer text not null,
+        check_name text not null,
+        table_name text not null,
+        outcome text not null check (outcome in ('pass', 'warn', 'fail')),
+        value double precision,
+        diagnostics text not null default '',
+        recorded_at timestamptz not null default now(),
+        primary key (run_id, layer, table_name, check_name)""",
+}
+
+
+class BookkeepingError(LakehouseError):
+    """A bookkeeping row could not be written (unknown run id, a duplicate run id, a failed statement)."""
+
+
+@dataclass(frozen=True)
+class LayerLoad:
+    """What one layer did to one table in a run; counts that do not apply to a layer stay None."""
+
+    layer: str
+    table_name: str
+    rows_in: int | None = None
+    rows_out: int | None = None
+    quarantined: int | None = None
+    duplicates: int | None = None
+    superseded: int | None = None
+    csv_bytes: int | None = None
+    parquet_bytes: int | None = None
+    seconds: float | None = None
+
+
+def ensure_tables(pg: PostgresSettings) -> None:
+    """Create schema ``ops`` and the three bookkeeping tables unless they exist (existing ones are kept)."""
+    with _transaction(pg, "creating the ops tables") as cur:
+        _create_tables(cur)
+
+
+def start_run(
+    pg: PostgresSettings, *, run_id: str, version: str, arguments: Mapping[str, object] | Sequence[str]
+) -> None:
+    """Record that run ``run_id`` started now (status ``running``).
+
+    Args:
+        arguments: the run's command and options (stored as JSON; values that are not JSON become strings).
+
+    Raises:
+        BookkeepingError: ``run_id`` was already recorded.
+        ServiceUnavailableError: PostgreSQL cannot be reached.
+    """
+    with _transaction(pg, f"starting run {run_id}") as cur:
+        _create_tables(cur)
+        cur.execute(
+            sql.SQL("insert into {} (run_id, version, arguments) values (%s, %s, %s) on conflict do nothing").format(
+                sql.Identifier(SCHEMA, RUNS)
+            ),
+            (run_id, version, json.dumps(arguments, default=str)),
+        )
+        if cur.rowcount == 0:
+            raise BookkeepingError(f"run {run_id} is already in {SCHEMA}.{RUNS}; run ids must be unique")
+
+
+def finish_run(pg: PostgresSettings, run_id: str, status: RunStatus) -> None:
+    """Set the run's end time to now and its final ``status``.
+
+    Raises:
+        BookkeepingError: the run was never started.
+    """
+    with _transaction(pg, f"finishing run {run_id}") as cur:
+        _create_tables(cur)
+        cur.execute(
+            sql.SQL("update {} set ended_at = now(), status = %s where run_id = %s").format(
+                sql.Identifier(SCHEMA, RUNS)
+            ),
+            (status, run_id),
+        )
+        if cur.rowcount == 0:
+            raise BookkeepingError(f"run {run_id} is not in {SCHEMA}.{RUNS}; call start_run first")
+
+
+def record_layer_loads(pg: PostgresSettings, run_id: str, rows: Iterable[LayerLoad]) -> int:
+    """Record (or replace) one row per layer and table of run ``run_id``; return how many were written."""
+    loads = [(run_id, *astuple(row)) for row in rows]
+    names = [f.name for f in fields(LayerLoad)]
+    insert = "insert into {} (run_id, {}) values (%s, {}) on conflict (run_id, layer, table_name) do update set {}"
+    statement = sql.SQL(insert).format(
+        sql.Identifier(SCHEMA, LOADS),
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", ").join(sql.Placeholder() for _ in names),
+        sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(sql.Identifier(n)) for n in names[2:]),
+    )
+    with _transaction(pg, f"recording the loads of run {run_id}") as cur:
+        _create_tables(cur)
+        cur.executemany(statement, loads)
+    return len(loads)
+
+
+def record_quality(pg: PostgresSettings, run_id: str, layer: str, results: Iterable[CheckResult]) -> int:
+    """Replace the quality results of ``layer`` in run ``run_id`` with ``results``; return how many were written."""
+    rows = [(run_id, layer, r.check_name, r.table_name, r.outcome, r.value, r.diagnostics) for r in results]
+    target = sql.Identifier(SCHEMA, QUALITY)
+    with _transaction(pg, f"recording the {layer} quality results of run {run_id}") as cur:
+        _create_tables(cur)
+        cur.execute(sql.SQL("delete from {} where run_id = %s and layer = %s").format(target), (run_id, layer))
+        cur.executemany(
+            sql.SQL(
+                "insert into {} (run_id, layer, check_name, table_name, outcome, value, diagnostics)"
+                " values (%s, %s, %s, %s, %s, %s, %s)"
+            ).format(target),
+            rows,
+        )
+    return len(rows)
+
+
+def _create_tables(cur: cursor) -> None:
+    cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
+    runs = sql.Identifier(SCHEMA, RUNS)
+    for table, columns in _DDL.items():
+        body = sql.SQL(columns).format(runs=runs)  # the DDL text is a constant of this module, never user input
+        cur.execute(sql.SQL("create table if not exists {} ({})").format(sql.Identifier(SCHEMA, table), body))
+
+
+@contextlib.contextmanager
+def _transaction(pg: PostgresSettings, action: str) -> Iterator[cursor]:
+    """A cursor in one transaction, committed on success; PostgreSQL errors become named errors."""
+    try:
+        conn = connect(pg)
+    except psycopg2.OperationalError as exc:
+        detail, hint = " ".join(str(exc).split()), "start PostgreSQL and check the PG* variables"
+        raise ServiceUnavailableError("PostgreSQL", f"{pg.host}:{pg.port}", detail, hint=hint) from None
+    try:
+        with conn, conn.cursor() as cur:
+            yield cur
+    except psycopg2.Error as exc:
+        message = exc.diag.message_primary or " ".join(str(exc).split())
+        if isinstance(exc, errors.ForeignKeyViolation):
+            message = f"the run is not in {SCHEMA}.{RUNS}; call start_run first"
+        raise BookkeepingError(f"{action} in {pg.endpoint} failed: {message}") from None
+    finally:
+        conn.close()

@@ -9,11 +9,9 @@ exceptions: they come back in :attr:`GoldResult.failed_tests`. dbt failing to ru
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt_common.events.base_types import EventMsg
 
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
-from lakehouse.settings import MASK, PG_VARIABLES, PostgresSettings
+from lakehouse.settings import MASK, PostgresSettings, libpq_environment
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 _TEST_TYPES = frozenset({"test", "unit_test"})
@@ -170,7 +168,7 @@ def _invoke(
         *("--log-level", "none", "--log-level-file", "info", "--no-use-colors"),
         *("--no-send-anonymous-usage-stats", "--no-version-check"),
     ]
-    with _pg_environment(pg):
+    with libpq_environment(pg):
         outcome = dbtRunner(callbacks=[progress] if progress else []).invoke(command)
     if outcome.exception is not None:
         detail = _scrub(" ".join(str(outcome.exception).split()), pg)
@@ -185,26 +183,6 @@ def _invoke(
 def _log_dir(project_dir: Path, target_dir: Path | None) -> Path:
     """``<project>/logs`` (gitignored), or inside a caller's own target folder, so its runs leave no trace here."""
     return target_dir / "logs" if target_dir else project_dir / "logs"
-
-
-@contextlib.contextmanager
-def _pg_environment(pg: PostgresSettings) -> Iterator[None]:
-    """Export ``pg`` as ``PG*`` variables (unsetting any not given) and restore the old values afterwards."""
-    saved = {name: os.environ.get(name) for name in PG_VARIABLES}
-    wanted = pg.libpq_env()
-    try:
-        for name in PG_VARIABLES:
-            if name in wanted:
-                os.environ[name] = wanted[name]
-            else:
-                os.environ.pop(name, None)
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _scrub(text: str, pg: PostgresSettings) -> str:

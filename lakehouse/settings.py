@@ -8,9 +8,10 @@ in ``repr``, ``str``, logs or error messages.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -265,6 +266,21 @@ def _postgres_settings(env: Mapping[str, str]) -> PostgresSettings | None:
         database=env.get("PGDATABASE", user),
         password=Secret(password) if password is not None else None,
     )
+
+
+@contextlib.contextmanager
+def libpq_environment(pg: PostgresSettings) -> Iterator[None]:
+    """Export ``pg`` as ``PG*`` variables (unsetting any it does not give) for tools that read them (dbt, Soda),
+    and restore the previous values afterwards. Process-wide: do not run two such tools in parallel."""
+    saved = {name: os.environ.pop(name, None) for name in PG_VARIABLES}
+    try:
+        os.environ.update(pg.libpq_env())
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
 
 
 def describe(settings: Settings) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lakehouse import quality
+from lakehouse import quality, quality_checks
 from lakehouse.contracts import SILVER, TABLES
 from lakehouse.rules import all_rule_names
 
@@ -39,7 +39,9 @@ def test_committed_check_files_are_what_the_generator_writes() -> None:
         for folder in GENERATED_FOLDERS
         for path in (quality.CHECKS_DIR / folder).glob("*.yml")
     }
-    assert committed == quality.generated_checks(), "run `python -m lakehouse.quality --write-checks` and commit"
+    assert committed == quality_checks.generated_checks(), (
+        "run `python -m lakehouse.quality_checks --write-checks` and commit"
+    )
 
 
 def test_write_checks_writes_every_file_and_removes_stale_ones(tmp_path: Path) -> None:
@@ -50,9 +52,9 @@ def test_write_checks_writes_every_file_and_removes_stale_ones(tmp_path: Path) -
     hand_written.parent.mkdir(parents=True)
     hand_written.write_text("checks for dim_x:\n  - row_count > 0\n")
 
-    written = quality.write_checks(tmp_path)
+    written = quality_checks.write_checks(tmp_path)
 
-    assert {str(p.relative_to(tmp_path)) for p in written} == set(quality.generated_checks())
+    assert {str(p.relative_to(tmp_path)) for p in written} == set(quality_checks.generated_checks())
     assert not stale.exists()
     assert hand_written.exists()
 

@@ -9,14 +9,14 @@ Exit codes:
   2  usage error (bad command or option)
   3  configuration error (a setting is missing or malformed)
   4  a service is unavailable (Java, MinIO/S3, PostgreSQL, the Maven repository for first-run jars)
-  5  some landing files were refused (named above the summary); the others were loaded
+  5  some landing files were refused (named on stderr); the others were loaded
+  6  a quality gate failed (a Soda check of severity fail; named on stderr); downstream layers did not run
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import logging
 import sys
 import time
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # runnable from any working directory without installing
     sys.path.insert(0, str(ROOT))
 
-from lakehouse import __version__, bronze, lake  # noqa: E402
+from lakehouse import __version__, lake  # noqa: E402
 from lakehouse.errors import (  # noqa: E402
     ConfigurationError,
     JarResolutionError,
@@ -37,24 +37,28 @@ from lakehouse.errors import (  # noqa: E402
     ServiceUnavailableError,
 )
 from lakehouse.generator import generate  # noqa: E402
-from lakehouse.gold import run_gold  # noqa: E402
 from lakehouse.health import (  # noqa: E402
     CheckResult,
+    dbt_check,
     java_check,
     lake_check,
     postgres_check,
+    schemas_check,
+    soda_check,
+    spark_check,
 )
 from lakehouse.landing import LandingFile, Refusal, discover  # noqa: E402
-from lakehouse.report import SummaryRow, bronze_summary, gold_summary, render_table, silver_summary  # noqa: E402
+from lakehouse.pipeline import LAYER_ORDER, RunOutcome, run_pipeline, scan_only  # noqa: E402
+from lakehouse.report import as_json, quality_lines, render_table  # noqa: E402
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres  # noqa: E402
 from lakehouse.settings import PostgresSettings, Settings, describe, load_settings  # noqa: E402
-from lakehouse.silver_layer import build_silver  # noqa: E402
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_SERVICE, EXIT_REFUSED = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_SERVICE, EXIT_REFUSED, EXIT_QUALITY = 0, 1, 2, 3, 4, 5, 6
 GOLD_SCHEMAS = ("core", "analytics")
+WAREHOUSE_SCHEMAS = ("bronze", "silver", "quarantine", "ops", *GOLD_SCHEMAS)
 log = logging.getLogger("lakehouse.runner")
 
 
@@ -88,14 +92,18 @@ def print_checks(results: Sequence[CheckResult]) -> bool:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    """Settings (secrets masked), then Java, Spark, lake and PostgreSQL, one line each."""
+    """Settings (secrets masked), then Java, Spark, lake, PostgreSQL, schemas, dbt and Soda: one line each."""
     for name, value in describe(settings):
         print(f"{name:<22} {value}")
     print()
     if not print_checks([java_check()]):
         return EXIT_SERVICE
-    with warehouse(settings) as pg, spark_session(settings) as spark:
-        ok = print_checks([lake_check(spark, settings), postgres_check(pg)])
+    with warehouse(settings) as pg:
+        results = [postgres_check(pg), schemas_check(pg, WAREHOUSE_SCHEMAS)]
+        results += [dbt_check(pg), soda_check(pg)]
+        with spark_session(settings) as spark:
+            results[:0] = [spark_check(spark, settings), lake_check(spark, settings)]
+        ok = print_checks(results)
     return EXIT_OK if ok else EXIT_SERVICE
 
 
@@ -144,43 +152,70 @@ def run_layers(settings: Settings, args: argparse.Namespace, *, layers: tuple[st
             return EXIT_USAGE
         files, refused = found
     started = time.monotonic()
-    now = dt.datetime.now(dt.timezone.utc)
-    rows: list[SummaryRow] = []
-    notes: list[str] = []
-    failed_tests: tuple[str, ...] = ()
     with contextlib.ExitStack() as stack:
         pg = stack.enter_context(warehouse(settings))
         spark = stack.enter_context(spark_session(settings)) if layers != ("gold",) else None
         if spark is not None:
             lake.ensure_layers(settings)
-        if "bronze" in layers and spark is not None:
-            report = bronze.ingest(spark, settings, pg, files, now=now)
-            rows += bronze_summary(report)
-            notes.append(
-                f"bronze batches: {', '.join(report.batches) or 'none (nothing new)'}; "
-                f"files skipped as already ingested: {len(report.skipped_files)}"
+        outcome = run_pipeline(
+            settings,
+            pg,
+            layers=layers,
+            spark=spark,
+            files=files,
+            arguments=sys.argv[1:],
+            full_refresh=args.full_refresh,
+            scan=not args.no_quality,
+            log_line=lambda line: log.info("%s", line),
+        )
+    return finish(outcome, args, seconds=time.monotonic() - started, refused=refused)
+
+
+def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the Soda scans alone (every layer, or --layer), record them, and gate like a run."""
+    started = time.monotonic()
+    layers = (args.layer,) if args.layer else LAYER_ORDER
+    with warehouse(settings) as pg:
+        outcome = scan_only(pg, layers, arguments=sys.argv[1:], log_line=lambda line: log.info("%s", line))
+    return finish(outcome, args, seconds=time.monotonic() - started)
+
+
+def finish(outcome: RunOutcome, args: argparse.Namespace, *, seconds: float, refused: Sequence[Refusal] = ()) -> int:
+    """Print the summary (table or --json) and turn the outcome into the exit code."""
+    status = "succeeded" if outcome.ok and not refused else "failed"
+    if args.json:
+        print(
+            as_json(
+                run_id=outcome.run_id,
+                status=status,
+                rows=outcome.summary,
+                scans=outcome.quality,
+                storage=outcome.storage,
+                seconds=seconds,
             )
-        if "silver" in layers and spark is not None:
-            silver = build_silver(spark, settings, pg, run_id=now.strftime("%Y%m%dT%H%M%SZ"), processed_at=now)
-            rows += silver_summary(silver)
-            notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
-        if "gold" in layers:
-            gold = run_gold(
-                pg, full_refresh=getattr(args, "full_refresh", False), log=lambda line: log.info("%s", line)
-            )
-            rows += gold_summary(gold)
-            failed_tests = gold.failed_tests
-            notes.append(f"gold: dbt build {'passed' if gold.ok else 'FAILED'} (core.*, analytics.*)")
-    print()
-    print(render_table(rows))
-    for note in notes:
-        print(note)
-    print(f"total {time.monotonic() - started:.1f}s")
-    if failed_tests:
-        print(f"gold: {len(failed_tests)} dbt test(s) failed:", file=sys.stderr)
-        for name in failed_tests:
+        )
+    else:
+        print()
+        if outcome.summary:
+            print(render_table(outcome.summary))
+        for line in [*outcome.notes, *quality_lines(outcome.quality)]:
+            print(line)
+        if outcome.storage is not None:
+            print(outcome.storage.render())
+        print(f"run {outcome.run_id}: {status} in {seconds:.1f}s (ops.pipeline_runs)")
+    if outcome.failed_tests:
+        print(f"gold: {len(outcome.failed_tests)} dbt test(s) failed:", file=sys.stderr)
+        for name in outcome.failed_tests:
             print(f"  {name}", file=sys.stderr)
         return EXIT_FAILED
+    if outcome.gate_failures:
+        print(
+            f"quality gate failed ({len(outcome.gate_failures)} check(s)); downstream layers were not run:",
+            file=sys.stderr,
+        )
+        for result in outcome.gate_failures:
+            print(f"  {result.table_name}: {result.check_name} ({result.diagnostics})", file=sys.stderr)
+        return EXIT_QUALITY
     if refused:
         print(f"{len(refused)} landing file(s) refused:", file=sys.stderr)
         for refusal in refused:
@@ -235,6 +270,7 @@ COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], int], str]] =
     "run": (cmd_run, "run every layer built so far (the default command)"),
     "bronze": (cmd_bronze, "ingest landing CSVs into bronze (Delta + PostgreSQL bronze.raw_*)"),
     "silver": (cmd_silver, "rebuild silver and quarantine from bronze, and reconcile the counts"),
+    "quality": (cmd_quality, "run the Soda scans alone (all layers or --layer) and record the results"),
     "gold": (cmd_gold, "build the gold layer with dbt: core.* star schema, analytics.* marts, tests, snapshots"),
     "generate": (cmd_generate, "write a deterministic sample landing directory with a defect manifest"),
     "check": (cmd_check, "show resolved settings (secrets masked) and check Java, Spark, lake and PostgreSQL"),
@@ -252,6 +288,12 @@ def _add_options(name: str, cmd: argparse.ArgumentParser) -> None:
         )
     if name in ("run", "gold"):
         cmd.add_argument("--full-refresh", action="store_true", help="rebuild incremental gold models from scratch")
+    if name in ("run", "bronze", "silver", "gold", "quality"):
+        cmd.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    if name in ("run", "bronze", "silver", "gold"):
+        cmd.add_argument("--no-quality", action="store_true", help="skip the Soda scans after each layer")
+    if name == "quality":
+        cmd.add_argument("--layer", choices=LAYER_ORDER, help="scan one layer only (default: all)")
     if name == "generate":
         cmd.add_argument("--out", metavar="DIR", help="output directory (default: the landing directory)")
         cmd.add_argument("--scale", type=float, default=1.0, help="size multiplier; 1 is about 15 MB (default 1)")
@@ -275,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.set_defaults(handler=handler)
         _add_options(name, cmd)
-    parser.set_defaults(handler=cmd_run, command="run", input=None, full_refresh=False)
+    parser.set_defaults(handler=cmd_run, command="run", input=None, full_refresh=False, json=False, no_quality=False)
     return parser
 
 

@@ -194,6 +194,15 @@ def completed_batches(spark: SparkSession, settings: Settings) -> list[str]:
     return sorted(r.batch_id for r in rows)
 
 
+def ingested_csv_bytes(spark: SparkSession, settings: Settings) -> int:
+    """Bytes of every landing file in a completed batch (the CSV side of the storage comparison)."""
+    uri = lake.table_uri(settings, "bronze", INGEST_LOG)
+    if lake.table_version(spark, uri) is None:
+        return 0
+    row = lake.read_table(spark, uri).where(F.col("status") == "completed").agg(F.sum("csv_bytes")).first()
+    return int(row[0] or 0) if row else 0
+
+
 def read_bronze(spark: SparkSession, settings: Settings, table: str, batches: list[str]) -> DataFrame:
     """The bronze rows of ``table`` from ``batches`` (an empty frame with the bronze schema if none)."""
     uri = lake.table_uri(settings, "bronze", table)

@@ -132,6 +132,19 @@ def docs_generate(
     return site
 
 
+def dbt_debug(pg: PostgresSettings, *, project_dir: Path = DBT_PROJECT_DIR) -> str:
+    """``dbt debug``: the project parses and the profile connects. Returns a one-line OK detail.
+
+    Raises:
+        ServiceUnavailableError: PostgreSQL cannot be reached.
+        GoldError: the project or profile is broken.
+    """
+    outcome = _invoke(["debug"], pg, project_dir, None, progress=None)
+    if not outcome.success:
+        raise GoldError(f"dbt debug failed for {project_dir}; see {_log_dir(project_dir, None)}")
+    return f"dbt project and profile OK, connected to {pg.endpoint}"
+
+
 def list_nodes(
     pg: PostgresSettings,
     resource_type: str,
@@ -163,7 +176,8 @@ def _invoke(
     command = [
         *args,
         *("--project-dir", str(project_dir), "--profiles-dir", str(project_dir)),
-        *("--target-path", str(target), "--log-path", str(_log_dir(project_dir, target_dir))),
+        *(() if args[0] == "debug" else ("--target-path", str(target))),  # `dbt debug` has no target
+        *("--log-path", str(_log_dir(project_dir, target_dir))),
         # dbt's console output gives way to the progress callback's lines; its log file stays.
         *("--log-level", "none", "--log-level-file", "info", "--no-use-colors"),
         *("--no-send-anonymous-usage-stats", "--no-version-check"),

@@ -101,3 +101,38 @@ def existing_schemas(pg: PostgresSettings, names: tuple[str, ...]) -> set[str]:
             return {row[0] for row in cur.fetchall()}
     finally:
         conn.close()
+
+
+def spark_check(spark: SparkSession, settings: Settings) -> CheckResult:
+    def probe() -> str:
+        rows = spark.range(3).selectExpr("sum(id)").first()
+        if rows is None or rows[0] != 3:
+            raise LakehouseError("a three-row job returned the wrong answer")
+        return f"Spark {spark.version} ({settings.spark_master}), Delta enabled"
+
+    return run_check("spark", probe, fix="see the Spark error above; check JAVA_HOME and LAKEHOUSE_SPARK_MASTER")
+
+
+def schemas_check(pg: PostgresSettings, names: tuple[str, ...]) -> CheckResult:
+    def probe() -> str:
+        present = existing_schemas(pg, names)
+        missing = [n for n in names if n not in present]
+        if missing:
+            raise LakehouseError(
+                f"schemas missing: {', '.join(missing)} (present: {', '.join(sorted(present)) or 'none'})"
+            )
+        return f"schemas present: {', '.join(names)}"
+
+    return run_check("warehouse schemas", probe, fix="python runner.py run creates them")
+
+
+def dbt_check(pg: PostgresSettings) -> CheckResult:
+    from lakehouse.gold import dbt_debug
+
+    return run_check("dbt debug", lambda: dbt_debug(pg), fix="see dbt_project/logs/dbt.log")
+
+
+def soda_check(pg: PostgresSettings) -> CheckResult:
+    from lakehouse.quality import validate_configuration
+
+    return run_check("soda configuration", lambda: validate_configuration(pg), fix="see soda/README.md")

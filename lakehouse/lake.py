@@ -123,3 +123,11 @@ def table_version(spark: SparkSession, uri: str) -> int | None:
         return None
     row = DeltaTable.forPath(spark, uri).history(1).select("version").first()
     return int(row[0]) if row else None
+
+
+def table_size(spark: SparkSession, uri: str) -> tuple[int, int]:
+    """``(files, bytes)`` of the Delta table's current version; ``(0, 0)`` when there is no table."""
+    if table_version(spark, uri) is None:
+        return 0, 0
+    row = spark.sql(f"describe detail delta.`{uri}`").select("numFiles", "sizeInBytes").first()
+    return (int(row[0]), int(row[1])) if row else (0, 0)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
+
+from lakehouse.bookkeeping import LayerLoad
 
 if TYPE_CHECKING:
     from lakehouse.bronze import BronzeReport
     from lakehouse.gold import GoldResult
+    from lakehouse.quality import LayerQuality
     from lakehouse.silver_layer import SilverReport
 
 
@@ -17,6 +21,7 @@ class SummaryRow:
     layer: str
     table: str
     files: int | None = None
+    rows_in: int | None = None
     rows: int | None = None
     corrupt: int | None = None
     quarantined: int | None = None
@@ -86,6 +91,7 @@ def bronze_summary(report: BronzeReport) -> list[SummaryRow]:
             "bronze",
             t.table,
             files=t.files,
+            rows_in=t.rows,
             rows=t.rows,
             corrupt=t.corrupt,
             csv_bytes=t.csv_bytes,
@@ -102,6 +108,7 @@ def silver_summary(report: SilverReport) -> list[SummaryRow]:
         SummaryRow(
             "silver",
             t.table,
+            rows_in=t.bronze_rows,
             rows=t.silver_rows,
             quarantined=t.quarantined,
             duplicates=t.duplicates,
@@ -121,3 +128,93 @@ def gold_summary(result: GoldResult) -> list[SummaryRow]:
         SummaryRow("gold", f"{len(models)} models/snapshots", rows=len(models), seconds=result.seconds),
         SummaryRow("gold", f"{len(tests)} dbt tests", rows=len(tests) - len(result.failed_tests)),
     ]
+
+
+def layer_loads(rows: Sequence[SummaryRow]) -> list[LayerLoad]:
+    """The per-table rows of a layer for ``ops.layer_loads`` (the PostgreSQL timing rows are left out)."""
+    return [
+        LayerLoad(
+            layer=r.layer,
+            table_name=r.table,
+            rows_in=r.rows_in,
+            rows_out=r.rows,
+            quarantined=r.quarantined,
+            duplicates=r.duplicates,
+            superseded=r.superseded,
+            csv_bytes=r.csv_bytes,
+            parquet_bytes=r.parquet_bytes,
+            seconds=r.seconds,
+        )
+        for r in rows
+        if not r.table.startswith("->")
+    ]
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The seed guide's storage comparison, measured: landing CSV against the lake's Parquet."""
+
+    csv_bytes: int
+    bronze_parquet_bytes: int
+    silver_parquet_bytes: int
+
+    def saving(self, parquet: int) -> float | None:
+        return None if not self.csv_bytes else 100 * (1 - parquet / self.csv_bytes)
+
+    def render(self) -> str:
+        lines = [f"storage: landing CSV {human_bytes(self.csv_bytes)}"]
+        for name, size in (("bronze", self.bronze_parquet_bytes), ("silver", self.silver_parquet_bytes)):
+            saving = self.saving(size)
+            versus = "" if saving is None else f", {abs(saving):.0f} % {'smaller' if saving >= 0 else 'larger'}"
+            lines.append(f"  {name} Parquet (Delta) {human_bytes(size)}{versus}")
+        return "\n".join(lines)
+
+
+def quality_lines(scans: Sequence[LayerQuality]) -> list[str]:
+    """One line per layer: checks passed / warned / failed, and the names of the failing ones."""
+    lines = []
+    for scan in scans:
+        passed = len(scan.results) - len(scan.warned) - len(scan.failed)
+        lines.append(
+            f"quality {scan.layer}: {passed} passed, {len(scan.warned)} warned, {len(scan.failed)} failed "
+            f"({scan.seconds:.1f}s)"
+        )
+        lines += [f"  FAIL {r.table_name}: {r.check_name} ({r.diagnostics})" for r in scan.failed]
+        lines += [f"  warn {r.table_name}: {r.check_name} ({r.diagnostics})" for r in scan.warned]
+    return lines
+
+
+def as_json(
+    *,
+    run_id: str,
+    status: str,
+    rows: Sequence[SummaryRow],
+    scans: Sequence[LayerQuality],
+    storage: Storage | None,
+    seconds: float,
+) -> str:
+    """The run summary as JSON (``runner.py --json``)."""
+    document = {
+        "run_id": run_id,
+        "status": status,
+        "seconds": round(seconds, 3),
+        "tables": [asdict(r) for r in rows],
+        "quality": [
+            {
+                "layer": q.layer,
+                "passed": len(q.results) - len(q.warned) - len(q.failed),
+                "warned": len(q.warned),
+                "failed": len(q.failed),
+                "checks": [asdict(r) for r in q.results],
+            }
+            for q in scans
+        ],
+        "storage": None
+        if storage is None
+        else asdict(storage)
+        | {
+            "bronze_saving_pct": storage.saving(storage.bronze_parquet_bytes),
+            "silver_saving_pct": storage.saving(storage.silver_parquet_bytes),
+        },
+    }
+    return json.dumps(document, indent=2, default=str)

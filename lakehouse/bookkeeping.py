@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Literal
 
 import psycopg2
@@ -128,8 +128,8 @@ def finish_run(pg: PostgresSettings, run_id: str, status: RunStatus) -> None:
 
 def record_layer_loads(pg: PostgresSettings, run_id: str, rows: Iterable[LayerLoad]) -> int:
     """Record (or replace) one row per layer and table of run ``run_id``; return how many were written."""
-    loads = [(run_id, *astuple(row)) for row in rows]
     names = [f.name for f in fields(LayerLoad)]
+    loads = [(run_id, *(getattr(row, name) for name in names)) for row in rows]  # subclasses may add fields
     insert = "insert into {} (run_id, {}) values (%s, {}) on conflict (run_id, layer, table_name) do update set {}"
     statement = sql.SQL(insert).format(
         sql.Identifier(SCHEMA, LOADS),

@@ -17,26 +17,18 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SummaryRow:
-    layer: str
-    table: str
+class SummaryRow(LayerLoad):
+    """A row of the run summary: what ``ops.layer_loads`` records, plus files read and corrupt lines."""
+
     files: int | None = None
-    rows_in: int | None = None
-    rows: int | None = None
     corrupt: int | None = None
-    quarantined: int | None = None
-    duplicates: int | None = None
-    superseded: int | None = None
-    csv_bytes: int | None = None
-    parquet_bytes: int | None = None
-    seconds: float | None = None
 
 
 _COLUMNS = (
     ("layer", "layer", "<"),
-    ("table", "table", "<"),
+    ("table_name", "table", "<"),
     ("files", "files", ">"),
-    ("rows", "rows", ">"),
+    ("rows_out", "rows", ">"),
     ("corrupt", "corrupt", ">"),
     ("quarantined", "quarantined", ">"),
     ("duplicates", "dups", ">"),
@@ -92,7 +84,7 @@ def bronze_summary(report: BronzeReport) -> list[SummaryRow]:
             t.table,
             files=t.files,
             rows_in=t.rows,
-            rows=t.rows,
+            rows_out=t.rows,
             corrupt=t.corrupt,
             csv_bytes=t.csv_bytes,
             parquet_bytes=t.parquet_bytes,
@@ -109,7 +101,7 @@ def silver_summary(report: SilverReport) -> list[SummaryRow]:
             "silver",
             t.table,
             rows_in=t.bronze_rows,
-            rows=t.silver_rows,
+            rows_out=t.silver_rows,
             quarantined=t.quarantined,
             duplicates=t.duplicates,
             superseded=t.superseded,
@@ -125,29 +117,14 @@ def gold_summary(result: GoldResult) -> list[SummaryRow]:
     models = [n for n in result.nodes if n.resource_type in ("model", "snapshot")]
     tests = [n for n in result.nodes if n.resource_type in ("test", "unit_test")]
     return [
-        SummaryRow("gold", f"{len(models)} models/snapshots", rows=len(models), seconds=result.seconds),
-        SummaryRow("gold", f"{len(tests)} dbt tests", rows=len(tests) - len(result.failed_tests)),
+        SummaryRow("gold", f"{len(models)} models/snapshots", rows_out=len(models), seconds=result.seconds),
+        SummaryRow("gold", f"{len(tests)} dbt tests", rows_out=len(tests) - len(result.failed_tests)),
     ]
 
 
-def layer_loads(rows: Sequence[SummaryRow]) -> list[LayerLoad]:
+def layer_loads(rows: Sequence[SummaryRow]) -> list[SummaryRow]:
     """The per-table rows of a layer for ``ops.layer_loads`` (the PostgreSQL timing rows are left out)."""
-    return [
-        LayerLoad(
-            layer=r.layer,
-            table_name=r.table,
-            rows_in=r.rows_in,
-            rows_out=r.rows,
-            quarantined=r.quarantined,
-            duplicates=r.duplicates,
-            superseded=r.superseded,
-            csv_bytes=r.csv_bytes,
-            parquet_bytes=r.parquet_bytes,
-            seconds=r.seconds,
-        )
-        for r in rows
-        if not r.table.startswith("->")
-    ]
+    return [r for r in rows if not r.table_name.startswith("->")]
 
 
 @dataclass(frozen=True)

@@ -2,280 +2,29 @@
 
 :func:`generate` writes the three landing tables as RFC 4180 CSV files (advertisers and campaigns in two parts,
 performance one file per ISO week of 2024) and ``manifest.json``, which predicts exactly what Silver concludes:
-rows kept, copies collapsed, rows quarantined and under which rules. Clean data follows channel funnels, flights
-and budgets; defects come from :mod:`lakehouse.generator_defects`. Same arguments, byte-identical files.
+rows kept, copies collapsed, rows quarantined and under which rules. Same arguments, byte-identical files.
+
+This module writes the files and the manifest. Clean rows come from :mod:`lakehouse.generator_data`, grouped into
+files by :mod:`lakehouse.generator_sources`; defect kinds are cataloged in :mod:`lakehouse.generator_defects` and
+placed by :mod:`lakehouse.generator_plan`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import date, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lakehouse.contracts import CAMPAIGN_TYPES, INDUSTRIES, OBJECTIVES, SOURCE_COLUMNS, TABLES
-from lakehouse.generator_defects import DUPLICATE_KINDS, Injected, TablePlan, Values, format_record, plan_table
-
-YEAR_START = date(2024, 1, 1)  # a Monday, so ISO week k of 2024 starts YEAR_START + 7k days
-YEAR_END = date(2024, 12, 31)
-WEEKS = 53
-ADVERTISERS_PER_SCALE, CAMPAIGNS_PER_SCALE = 360, 3650  # about 15 MB of CSV at scale 1
-MIN_ADVERTISERS, MIN_CAMPAIGNS = 10, 20
-COUNTRIES = ("US", "US", "US", "GB", "GB", "DE", "FR", "CA", "AU", "NL", "ES", "IT", "SE", "JP", "BR", "IN", "SG")
-# channel: (CTR range, CPC range in cents)
-CHANNELS = {
-    "Search": ((0.02, 0.05), (100, 300)),
-    "Shopping": ((0.01, 0.025), (50, 150)),
-    "Social": ((0.006, 0.015), (50, 150)),
-    "Video": ((0.004, 0.012), (50, 200)),
-    "Display": ((0.001, 0.005), (30, 100)),
-}
-WEEKDAY_FACTOR = (1.0, 1.05, 1.05, 1.0, 0.95, 0.8, 0.75)
-_FIRST = ("Olivia", "Liam", "Emma", "Noah", "Sofia", "Lucas", "Mia", "Hiroshi", "Priya", "Mateo", "Chloé", "Lars")
-_LAST = ("Smith", "Müller", "García", "Nakamura", "O'Brien", "Rossi", "Dubois", "Jansen", "Silva", "Patel", "Chen")
-_WORDS = ("Blue", "Summit", "Nova", "Harbor", "Apex", "Cedar", "Lumen", "Vertex", "Maple", "Orbit", "Atlas", "North")
-_NOUNS = ("Foods", "Motors", "Labs", "Health", "Travel", "Studios", "Outfitters", "Bank", "Academy", "Media", "Goods")
-_SUFFIXES = ("Inc", "LLC", "Ltd", "GmbH", "Group", "Co", "SA", "BV", "AB", "KK", "Pty Ltd", "Holdings")
-_REGIONS = ("EMEA", "APAC", "North America", "LATAM")
-_SEASONS = ("Spring", "Summer", "Autumn", "Holiday", "Q1", "Q2", "Q3", "Q4", "Back to School", "Black Friday")
-_THEMES = ("Brand Awareness", "Prospecting", "Retargeting", "New Arrivals", "Clearance", "Loyalty", "Lead Gen")
-
-Row = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """A campaign's landing row and the funnel its daily performance follows."""
-
-    row: Row
-    campaign_id: int
-    first_day: date
-    last_day: date  # before first_day for drafts, which never deliver
-    ctr: tuple[float, float, float]  # (campaign CTR, channel floor, channel ceiling)
-    cpc_cents: float
-    cvr: float
-    spend_cents: float
-    aov_cents: int
-
-
-def _rng(seed: int, stream: str) -> random.Random:
-    """One independent random stream per concern, so dirty_rate never changes the clean data."""
-    return random.Random(f"{seed}:{stream}")
-
-
-def _money(cents: int) -> str:
-    return f"{'-' if cents < 0 else ''}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
-def _company_name(rng: random.Random) -> str:
-    roll = rng.random()
-    if roll < 0.08:
-        return f"{rng.choice(_LAST)}, {rng.choice(_LAST)} & Co"
-    if roll < 0.12:
-        return f'{rng.choice(_WORDS)} "{rng.choice(_NOUNS)}" {rng.choice(_SUFFIXES)}'
-    if roll < 0.14:
-        return f"{rng.choice(_WORDS)} {rng.choice(_NOUNS)}\n{rng.choice(_REGIONS)}"
-    return f"{rng.choice(_LAST + _WORDS)} {rng.choice(_NOUNS)} {rng.choice(_SUFFIXES)}"
-
-
-def _campaign_name(rng: random.Random, channel: str) -> str:
-    season, theme = rng.choice(_SEASONS), rng.choice(_THEMES)
-    roll = rng.random()
-    if roll < 0.08:
-        return f"{theme}, {season} | {channel}"
-    if roll < 0.12:
-        return f'{season} "{theme}" | {channel}'
-    if roll < 0.14:
-        return f"{season} {theme}\n{rng.choice(_REGIONS)}"
-    return f"{season} 2024 {theme} | {channel}"
-
-
-def _advertiser(rng: random.Random, advertiser_id: int) -> Row:
-    manager = "" if rng.random() < 0.15 else f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
-    return (str(advertiser_id), _company_name(rng), rng.choice(INDUSTRIES), rng.choice(COUNTRIES), manager)
-
-
-def _flight(rng: random.Random) -> tuple[date, date | None, str]:
-    """Start, end (None: open-ended) and status; open-ended flights start late so no flight outgrows the year."""
-    roll = rng.random()
-    if roll < 0.03:
-        start = YEAR_START + timedelta(days=rng.randint(335, 350))
-        return start, YEAR_END, "Draft"
-    if roll < 0.15:
-        return YEAR_START + timedelta(days=rng.randint(180, 350)), None, rng.choice(("Active",) * 4 + ("Paused",))
-    start = YEAR_START + timedelta(days=rng.randint(0, 335))
-    end = min(start + timedelta(days=rng.randint(13, 150)), YEAR_END)
-    status = "Active" if end == YEAR_END else "Completed"
-    return start, end, "Paused" if rng.random() < 0.1 else status
-
-
-def _campaign(rng: random.Random, campaign_id: int, n_advertisers: int) -> Campaign:
-    channel = rng.choice(CAMPAIGN_TYPES)
-    (ctr_low, ctr_high), (cpc_low, cpc_high) = CHANNELS[channel]
-    start, end, status = _flight(rng)
-    days = ((end or YEAR_END) - start).days + 1
-    daily = rng.randrange(2000, 300000, 50)
-    total = "" if end is None and rng.random() < 0.4 else _money(max(daily, round(daily * days * rng.uniform(0.6, 1))))
-    row = (
-        str(campaign_id),
-        str(rng.randint(1, n_advertisers)),
-        _campaign_name(rng, channel),
-        channel,
-        status,
-        "" if rng.random() < 0.1 else rng.choice(OBJECTIVES),
-        start.isoformat(),
-        "" if end is None else end.isoformat(),
-        "" if rng.random() < 0.05 else _money(daily),
-        total,
-    )
-    last_day = start - timedelta(days=1) if status == "Draft" else end or YEAR_END
-    ctr = (rng.uniform(ctr_low, ctr_high), ctr_low, ctr_high)
-    cpc, cvr, aov = rng.uniform(cpc_low, cpc_high), rng.uniform(0.015, 0.09), rng.randint(2000, 25000)
-    return Campaign(row, campaign_id, start, last_day, ctr, cpc, cvr, daily * rng.uniform(0.5, 0.95), aov)
-
-
-def _performance_row(rng: random.Random, performance_id: int, campaign: Campaign, day: date, day_text: str) -> Row:
-    """One day of one campaign: spend buys clicks at the CPC, clicks imply impressions at the CTR."""
-    spend = campaign.spend_cents * WEEKDAY_FACTOR[day.weekday()] * rng.uniform(0.8, 1.2)
-    cpc = campaign.cpc_cents * rng.uniform(0.95, 1.05)
-    clicks = max(1, int(spend / cpc))
-    base_ctr, ctr_low, ctr_high = campaign.ctr
-    impressions = math.ceil(clicks / min(ctr_high, max(ctr_low, base_ctr * rng.uniform(0.9, 1.1))))
-    conversions = min(clicks, int(clicks * campaign.cvr * rng.uniform(0.8, 1.2) + rng.random()))
-    revenue = round(conversions * campaign.aov_cents * rng.uniform(0.8, 1.2))
-    metrics = (str(impressions), str(clicks), str(conversions), _money(round(clicks * cpc)), _money(revenue))
-    return (str(performance_id), str(campaign.campaign_id), day_text, *metrics)
-
-
-def _week_rows(rng: random.Random, week: int, campaigns: list[Campaign], first_id: int) -> list[Row]:
-    monday = YEAR_START + timedelta(weeks=week)
-    sunday = monday + timedelta(days=6)
-    live = [c for c in campaigns if c.first_day <= sunday and c.last_day >= monday]
-    rows: list[Row] = []
-    for day in (monday + timedelta(days=d) for d in range(7)):
-        text = day.isoformat()
-        for campaign in live:
-            if campaign.first_day <= day <= campaign.last_day:
-                rows.append(_performance_row(rng, first_id + len(rows), campaign, day, text))
-    return rows
-
-
-def _delivery_days(campaign: Campaign) -> int:
-    return max(0, (campaign.last_day - campaign.first_day).days + 1)
-
-
-@dataclass(frozen=True)
-class Source:
-    """One landing table: its file names, clean rows per file (lazily) and carrier base rows."""
-
-    table: str
-    files: tuple[str, ...]
-    n_rows: int
-    chunks: Callable[[], Iterator[list[Row]]]
-    base_row: Callable[[int], Values]
-    orphan_key: Callable[[], str]  # a parent key that exists nowhere
-
-
-def _sources(seed: int, scale: float) -> dict[str, Source]:
-    n_advertisers = max(MIN_ADVERTISERS, round(ADVERTISERS_PER_SCALE * scale))
-    n_campaigns = max(MIN_CAMPAIGNS, round(CAMPAIGNS_PER_SCALE * scale))
-    rng = _rng(seed, "advertisers")
-    advertisers = [_advertiser(rng, i) for i in range(1, n_advertisers + 1)]
-    rng = _rng(seed, "campaigns")
-    campaigns = [_campaign(rng, i, n_advertisers) for i in range(1, n_campaigns + 1)]
-    keys = {"advertisers": n_advertisers, "campaigns": n_campaigns, "performance": sum(map(_delivery_days, campaigns))}
-    counters = {table: itertools.count(n + 1) for table, n in keys.items()}
-    carriers = _carrier_factory(_rng(seed, "carriers"), counters, n_advertisers, n_campaigns)
-
-    def unused_key(parent: str) -> Callable[[], str]:
-        # drawn after the parent table's carriers took theirs, so no row ever holds it
-        return lambda: str(next(counters[parent]))
-
-    def performance() -> Iterator[list[Row]]:
-        perf_rng, first_id = _rng(seed, "performance"), 1
-        for week in range(WEEKS):
-            rows = _week_rows(perf_rng, week, campaigns, first_id)
-            first_id += len(rows)
-            yield rows
-
-    return {
-        "advertisers": _two_parts("advertisers", advertisers, carriers, _no_parent),
-        "campaigns": _two_parts("campaigns", [c.row for c in campaigns], carriers, unused_key("advertisers")),
-        "performance": Source(
-            "performance",
-            tuple(f"performance_{YEAR_START + timedelta(weeks=w)}.csv" for w in range(WEEKS)),
-            keys["performance"],
-            performance,
-            lambda index: carriers("performance", index),
-            unused_key("campaigns"),
-        ),
-    }
-
-
-def _no_parent() -> str:
-    raise LookupError("advertisers reference no parent table")
-
-
-def _two_parts(
-    table: str, rows: list[Row], carriers: Callable[[str, int], Values], orphan_key: Callable[[], str]
-) -> Source:
-    cut = (len(rows) * 3) // 5
-    return Source(
-        table,
-        (f"{table}_part1.csv", f"{table}_part2.csv"),
-        len(rows),
-        lambda: iter((rows[:cut], rows[cut:])),
-        lambda index: carriers(table, index),
-        orphan_key,
-    )
-
-
-def _carrier_factory(
-    rng: random.Random, counters: Mapping[str, Iterator[int]], n_advertisers: int, n_campaigns: int
-) -> Callable[[str, int], Values]:
-    """Valid rows with fresh keys (nothing references them), in the week of the target file for performance."""
-
-    def advertiser(index: int) -> Row:
-        name = f"{rng.choice(_WORDS)} {rng.choice(_NOUNS)} {rng.choice(_SUFFIXES)}"
-        manager = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
-        return (str(next(counters["advertisers"])), name, rng.choice(INDUSTRIES), rng.choice(COUNTRIES), manager)
-
-    def campaign(index: int) -> Row:
-        start, daily = YEAR_START + timedelta(days=rng.randint(31, 300)), rng.randrange(5000, 100000, 100)
-        return (
-            str(next(counters["campaigns"])),
-            str(rng.randint(1, n_advertisers)),
-            f"{rng.choice(_SEASONS)} {rng.choice(_THEMES)}",
-            rng.choice(CAMPAIGN_TYPES),
-            rng.choice(("Active", "Paused", "Completed")),
-            rng.choice(OBJECTIVES),
-            start.isoformat(),
-            (start + timedelta(days=30)).isoformat(),
-            _money(daily),
-            _money(daily * 30),
-        )
-
-    def performance(week: int) -> Row:
-        day = min(YEAR_END, YEAR_START + timedelta(weeks=week, days=rng.randint(0, 6)))
-        impressions = rng.randint(2000, 50000)
-        clicks = rng.randint(20, impressions // 40)
-        conversions = rng.randint(1, clicks // 5)
-        cost, revenue = clicks * rng.randint(30, 300), conversions * rng.randint(2000, 20000)
-        metrics = (str(impressions), str(clicks), str(conversions), _money(cost), _money(revenue))
-        return (str(next(counters["performance"])), str(rng.randint(1, n_campaigns)), day.isoformat(), *metrics)
-
-    factories = {"advertisers": advertiser, "campaigns": campaign, "performance": performance}
-
-    def base_row(table: str, index: int) -> Values:
-        return dict(zip(SOURCE_COLUMNS[table], factories[table](index), strict=True))
-
-    return base_row
+from lakehouse.contracts import SOURCE_COLUMNS, TABLES
+from lakehouse.generator_data import Row, random_stream
+from lakehouse.generator_defects import DUPLICATE_KINDS
+from lakehouse.generator_lines import Injected, format_record
+from lakehouse.generator_plan import TablePlan, plan_table
+from lakehouse.generator_sources import Source, sources
 
 
 def _layout(table: str, shuffled: bool, rng: random.Random) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -410,21 +159,21 @@ def generate(out_dir: Path, *, scale: float = 1.0, seed: int = 42, dirty_rate: f
     """
     _check_arguments(scale, dirty_rate)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sources = _sources(seed, scale)
+    tables = sources(seed, scale)
     manifest: dict[str, Any] = {"seed": seed, "scale": scale, "dirty_rate": dirty_rate, "files": {}, "tables": {}}
     injected: list[dict[str, Any]] = []
     for table in TABLES:
-        source = sources[table]
+        source = tables[table]
         plan = plan_table(
             table,
             n_rows=source.n_rows,
             n_files=len(source.files),
             dirty_rate=dirty_rate,
-            rng=_rng(seed, f"defects:{table}"),
+            rng=random_stream(seed, f"defects:{table}"),
             base_row=source.base_row,
             orphan_key=source.orphan_key,
         )
-        files, entries = _write_table(out_dir, source, plan, _rng(seed, f"layout:{table}"))
+        files, entries = _write_table(out_dir, source, plan, random_stream(seed, f"layout:{table}"))
         manifest["files"] |= files
         manifest["tables"][table] = _summarize(table, source.n_rows, list(files.values()), entries)
         injected += entries

@@ -22,7 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lakehouse.contracts import CAMPAIGN_TYPES, LINEAGE, SILVER, SOURCE_COLUMNS, TABLES, Column
-from lakehouse.generator import CHANNELS, COUNTRIES, generate
+from lakehouse.generator import generate
+from lakehouse.generator_data import CHANNELS, COUNTRIES
 from lakehouse.generator_defects import silver_rules
 
 SMALL = 0.01

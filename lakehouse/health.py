@@ -6,7 +6,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import psycopg2
@@ -28,11 +28,12 @@ class CheckResult:
     detail: str
     fix: str = ""
     seconds: float = 0.0
+    warning: bool = False  # reported, but does not fail `runner.py check`
 
     def line(self) -> str:
-        status = "OK  " if self.ok else "FAIL"
+        status = "FAIL" if not self.ok else "WARN" if self.warning else "OK  "
         text = f"{status} {self.name:<22} {self.detail}"
-        return text if self.ok or not self.fix else f"{text}\n     fix: {self.fix}"
+        return text if not self.fix or (self.ok and not self.warning) else f"{text}\n     fix: {self.fix}"
 
 
 def run_check(name: str, probe: Callable[[], str], *, fix: str) -> CheckResult:
@@ -114,16 +115,20 @@ def spark_check(spark: SparkSession, settings: Settings) -> CheckResult:
 
 
 def schemas_check(pg: PostgresSettings, names: tuple[str, ...]) -> CheckResult:
-    def probe() -> str:
-        present = existing_schemas(pg, names)
-        missing = [n for n in names if n not in present]
-        if missing:
-            raise LakehouseError(
-                f"schemas missing: {', '.join(missing)} (present: {', '.join(sorted(present)) or 'none'})"
-            )
-        return f"schemas present: {', '.join(names)}"
-
-    return run_check("warehouse schemas", probe, fix="python runner.py run creates them")
+    """OK when every schema exists; a warning (not a failure) before the first run has created them."""
+    result = run_check("warehouse schemas", lambda: ", ".join(sorted(existing_schemas(pg, names))), fix="")
+    if not result.ok:
+        return result
+    present = set(result.detail.split(", ")) - {""}
+    missing = [n for n in names if n not in present]
+    if not missing:
+        return replace(result, detail=f"schemas present: {', '.join(names)}")
+    return replace(
+        result,
+        detail=f"not created yet: {', '.join(missing)} (present: {', '.join(sorted(present)) or 'none'})",
+        fix="python runner.py run creates them",
+        warning=True,
+    )
 
 
 def dbt_check(pg: PostgresSettings) -> CheckResult:

@@ -223,9 +223,24 @@ def _error_lines(scan: Any, pg: PostgresSettings) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _attribute(obj: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        obj = getattr(obj, name, None)
+    return obj
+
+
 def _result(check: Any, errors: tuple[str, ...]) -> CheckResult:
     """A Soda check as a :class:`CheckResult`; a check without an outcome was not evaluated and fails."""
-    data = check.get_dict()
+    try:
+        data = check.get_dict()
+    except (TypeError, AttributeError, KeyError):  # Soda 3 cannot describe a schema check of a missing table
+        data = {
+            "table": _attribute(check, "partition.table.table_name"),
+            "dataSource": _attribute(check, "data_source_scan.data_source.data_source_name"),
+        }
+        check_name = str(check.name or check.check_cfg.source_line)
+        schema = str(data["dataSource"] or "").removeprefix(DATA_SOURCE_PREFIX)
+        return CheckResult(check_name, f"{schema}.{data['table']}", "fail", None, "not evaluated: the table is missing")
     schema = str(data.get("dataSource") or "").removeprefix(DATA_SOURCE_PREFIX)
     table = f"{schema}.{data['table']}" if data.get("table") else schema
     name = str(check.name or check.check_cfg.source_line)

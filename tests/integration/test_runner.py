@@ -55,6 +55,14 @@ def test_refused_files_are_named_and_exit_5_while_the_rest_loads(tmp_path: Path)
     (landing / "advertisers.csv").write_text(
         "advertiser_id,advertiser_name,industry,country,account_manager\n1,Acme,Retail,US,Jane\n"
     )
+    (landing / "campaigns.csv").write_text(
+        "campaign_id,advertiser_id,campaign_name,campaign_type,status,objective,start_date,end_date,budget_daily,"
+        "budget_total\n10,1,Brand,Search,Active,Sales,2024-01-01,2024-01-31,10.00,310.00\n"
+    )
+    (landing / "performance.csv").write_text(
+        "performance_id,campaign_id,date,impressions,clicks,conversions,cost,revenue\n"
+        "100,10,2024-01-02,1000,20,2,11.50,80.00\n"
+    )
     (landing / "campaigns_broken.csv").write_text("campaign_id,colour\n1,blue\n")
     env = {
         "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),

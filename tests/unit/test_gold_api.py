@@ -9,7 +9,7 @@ import pytest
 
 from lakehouse import gold
 from lakehouse.gold import GoldError, GoldResult, NodeOutcome, run_gold
-from lakehouse.settings import PostgresSettings, Secret
+from lakehouse.settings import PostgresSettings, Secret, libpq_environment
 
 PG = PostgresSettings("db.internal", 6543, "analyst", "warehouse", password=Secret("s3cr3t-pw"))
 
@@ -24,7 +24,7 @@ def test_pg_variables_are_set_during_the_call_and_restored_after(monkeypatch: py
     no_password = PostgresSettings("127.0.0.1", 5432, "postgres", "gold")
     monkeypatch.setenv("PGPASSWORD", "callers-password")
 
-    with gold._pg_environment(no_password):
+    with libpq_environment(no_password):
         assert os.environ["PGHOST"] == "127.0.0.1"
         assert os.environ["PGPORT"] == "5432"
         assert os.environ["PGDATABASE"] == "gold"
@@ -40,7 +40,7 @@ def test_pg_variables_are_restored_when_the_call_raises(monkeypatch: pytest.Monk
     seen: list[str] = []
 
     def crash() -> None:
-        with gold._pg_environment(PG):
+        with libpq_environment(PG):
             seen.append(os.environ["PGPASSWORD"])
             raise RuntimeError("dbt blew up")
 

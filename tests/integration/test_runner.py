@@ -45,6 +45,10 @@ def test_runner_works_on_the_embedded_default_from_any_directory(tmp_path: Path)
         assert any(line.startswith(layer) and table in line for line in summary.splitlines()), summary
     assert "silver reconciles with bronze" in summary
     assert "gold: dbt build passed" in summary
+    for layer in ("bronze", "silver", "gold"):  # a clean sample passes every quality check
+        line = next(line for line in summary.splitlines() if line.startswith(f"quality {layer}:"))
+        assert " 0 warned, 0 failed" in line, line
+    assert "storage: landing CSV" in summary
     assert (tmp_path / "data" / "landing" / "manifest.json").is_file()
     assert "stopped embedded PostgreSQL" in proc.stderr  # it stops what it started
 

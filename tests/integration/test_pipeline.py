@@ -139,9 +139,8 @@ def test_generated_sample_reconciles_in_both_stores(
                     f" from information_schema.columns where table_schema = '{schema}' and table_name = '{table}'"
                     " and column_name <> '_silver_processed_at'",
                 )[0][0]
-                tables[f"{schema}.{table}"] = _query(
-                    pg_database, f"select {columns} from {schema}.{table} order by 1, 2, 3"
-                )
+                rows = _query(pg_database, f"select {columns} from {schema}.{table}")
+                tables[f"{schema}.{table}"] = sorted(rows, key=repr)
         return tables
 
     before = snapshot()

@@ -3,7 +3,7 @@
     python benchmarks/loader.py [--rows N] [--partitions P]
 
 (a) raw single-stream ``COPY FROM STDIN`` of the same rows as CSV with psycopg2: the physical floor;
-(b) ``lakehouse.warehouse.load`` (parallel COPY from the executors, staged, published atomically);
+(b) ``lakehouse.loader.load`` (parallel COPY from the executors, staged, published atomically);
 (c) Spark's JDBC writer with ``reWriteBatchedInserts=true``.
 Every method loads the same cached DataFrame of performance rows into an identical table with a primary key.
 PostgreSQL comes from the PG* variables, else an embedded server in a temporary directory.
@@ -30,11 +30,12 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from lakehouse.contracts import SILVER, Table  # noqa: E402
 from lakehouse.jars import POSTGRES_JDBC  # noqa: E402
+from lakehouse.loader import load  # noqa: E402
 from lakehouse.rules import source_columns  # noqa: E402
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries  # noqa: E402
 from lakehouse.settings import PostgresSettings, load_settings  # noqa: E402
 from lakehouse.spark import build_spark  # noqa: E402
-from lakehouse.warehouse import connect, create_table_sql, load  # noqa: E402
+from lakehouse.warehouse import connect, create_table_sql  # noqa: E402
 
 # The silver performance contract without lineage columns: the rows a loader moves.
 PERFORMANCE = Table("performance", source_columns("performance"), key=SILVER["performance"].key)

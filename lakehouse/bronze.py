@@ -23,13 +23,13 @@ from pyspark.sql import functions as F
 from lakehouse import lake
 from lakehouse.contracts import SOURCE_COLUMNS, TABLES, Table, bronze_table
 from lakehouse.errors import LakehouseError
+from lakehouse.ingest_log import Batch, ingest_log_uri, log_rows, read_ingest_log
 from lakehouse.landing import LandingFile, ParseStats, parse_records
+from lakehouse.loader import TableLoad, load_many
 from lakehouse.settings import PostgresSettings, Settings
-from lakehouse.warehouse import TableLoad, load_many
 
 log = logging.getLogger(__name__)
 
-INGEST_LOG = "_ingest_log"
 _STATS = ("_records", "_corrupt", "_blank_lines")
 _ARROW_BATCH = 8192
 
@@ -146,13 +146,6 @@ def new_batch_id(now: dt.datetime) -> str:
     return f"{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-@dataclass(frozen=True)
-class _Batch:
-    batch_id: str
-    ingested_at: dt.datetime
-    files: tuple[LandingFile, ...]
-
-
 def ingest(
     spark: SparkSession,
     settings: Settings,
@@ -163,8 +156,8 @@ def ingest(
 ) -> BronzeReport:
     """Ingest the landing ``files`` not yet ingested (by content), resuming any unfinished batch first."""
     report = BronzeReport(tables={t: TableReport(t) for t in TABLES})
-    log_uri = lake.table_uri(settings, "bronze", INGEST_LOG)
-    seen, pending = _read_ingest_log(spark, log_uri)
+    log_uri = ingest_log_uri(settings)
+    seen, pending = read_ingest_log(spark, log_uri)
     batches = [_resume(batch_id, when, hashes, files) for batch_id, (when, hashes) in sorted(pending.items())]
     fresh: dict[str, LandingFile] = {}
     for f in files:
@@ -178,29 +171,11 @@ def ingest(
             fresh[f.content_hash] = f
     if fresh:
         when = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
-        batches.append(_Batch(new_batch_id(when), when, tuple(fresh.values())))
+        batches.append(Batch(new_batch_id(when), when, tuple(fresh.values())))
     for batch in batches:
         _run_batch(spark, settings, pg, batch, log_uri, report)
         report.batches.append(batch.batch_id)
     return report
-
-
-def completed_batches(spark: SparkSession, settings: Settings) -> list[str]:
-    """Batch ids whose files are in both stores, oldest first: the only bronze rows later layers read."""
-    uri = lake.table_uri(settings, "bronze", INGEST_LOG)
-    if lake.table_version(spark, uri) is None:
-        return []
-    rows = lake.read_table(spark, uri).where(F.col("status") == "completed").select("batch_id").distinct().collect()
-    return sorted(r.batch_id for r in rows)
-
-
-def ingested_csv_bytes(spark: SparkSession, settings: Settings) -> int:
-    """Bytes of every landing file in a completed batch (the CSV side of the storage comparison)."""
-    uri = lake.table_uri(settings, "bronze", INGEST_LOG)
-    if lake.table_version(spark, uri) is None:
-        return 0
-    row = lake.read_table(spark, uri).where(F.col("status") == "completed").agg(F.sum("csv_bytes")).first()
-    return int(row[0] or 0) if row else 0
 
 
 def read_bronze(spark: SparkSession, settings: Settings, table: str, batches: list[str]) -> DataFrame:
@@ -211,22 +186,7 @@ def read_bronze(spark: SparkSession, settings: Settings, table: str, batches: li
     return lake.read_table(spark, uri).where(F.col("_batch_id").isin(batches))
 
 
-def _read_ingest_log(spark: SparkSession, uri: str) -> tuple[set[str], dict[str, tuple[dt.datetime, set[str]]]]:
-    """Hashes of completed files, and planned-but-unfinished batches ``{batch: (timestamp, hashes)}``."""
-    if lake.table_version(spark, uri) is None:
-        return set(), {}
-    rows = lake.read_table(spark, uri).select("batch_id", "content_hash", "status", "ingested_at").collect()
-    completed = {r.batch_id for r in rows if r.status == "completed"}
-    seen = {r.content_hash for r in rows if r.batch_id in completed}
-    pending: dict[str, tuple[dt.datetime, set[str]]] = {}
-    for r in rows:
-        if r.batch_id not in completed and r.status == "planned":
-            when = r.ingested_at.replace(tzinfo=dt.timezone.utc)
-            pending.setdefault(r.batch_id, (when, set()))[1].add(r.content_hash)
-    return seen, pending
-
-
-def _resume(batch_id: str, when: dt.datetime, hashes: set[str], files: list[LandingFile]) -> _Batch:
+def _resume(batch_id: str, when: dt.datetime, hashes: set[str], files: list[LandingFile]) -> Batch:
     by_hash = {f.content_hash: f for f in files}
     missing = hashes - by_hash.keys()
     if missing:
@@ -235,35 +195,14 @@ def _resume(batch_id: str, when: dt.datetime, hashes: set[str], files: list[Land
             "the landing directory. Put them back (same content) and run again."
         )
     log.info("resuming interrupted batch %s (%d files)", batch_id, len(hashes))
-    return _Batch(batch_id, when, tuple(by_hash[h] for h in sorted(hashes)))
-
-
-def _log_rows(spark: SparkSession, batch: _Batch, status: str, stats: dict[str, tuple[int, int, int]]) -> DataFrame:
-    rows = [
-        (
-            batch.batch_id,
-            f.table,
-            f.name,
-            f.content_hash,
-            f.bytes,
-            status,
-            batch.ingested_at,
-            *stats.get(f.name, (None,) * 3),
-        )
-        for f in batch.files
-    ]
-    schema = (
-        "batch_id string, table string, source_file string, content_hash string, csv_bytes long, status string, "
-        "ingested_at timestamp, records long, corrupt long, blank_lines long"
-    )
-    return spark.createDataFrame(rows, schema)
+    return Batch(batch_id, when, tuple(by_hash[h] for h in sorted(hashes)))
 
 
 def _run_batch(
-    spark: SparkSession, settings: Settings, pg: PostgresSettings, batch: _Batch, log_uri: str, report: BronzeReport
+    spark: SparkSession, settings: Settings, pg: PostgresSettings, batch: Batch, log_uri: str, report: BronzeReport
 ) -> None:
     lake.write_table(
-        _log_rows(spark, batch, "planned", {}), log_uri, mode="append", idempotency_key=f"plan:{batch.batch_id}"
+        log_rows(spark, batch, "planned", {}), log_uri, mode="append", idempotency_key=f"plan:{batch.batch_id}"
     )
     loads: list[TableLoad] = []
     parsed_frames: list[DataFrame] = []
@@ -301,7 +240,7 @@ def _run_batch(
     load_many(loads, pg, mode="append", batch_id=batch.batch_id)
     report.warehouse_seconds += time.monotonic() - started
     lake.write_table(
-        _log_rows(spark, batch, "completed", stats), log_uri, mode="append", idempotency_key=f"done:{batch.batch_id}"
+        log_rows(spark, batch, "completed", stats), log_uri, mode="append", idempotency_key=f"done:{batch.batch_id}"
     )
     for parsed in parsed_frames:
         parsed.unpersist()

@@ -18,6 +18,7 @@ from lakehouse import __version__, bronze, lake
 from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
 from lakehouse.contracts import TABLES
 from lakehouse.gold import run_gold
+from lakehouse.ingest_log import ingested_csv_bytes
 from lakehouse.landing import LandingFile
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
 from lakehouse.report import Storage, SummaryRow, bronze_summary, gold_summary, layer_loads, silver_summary
@@ -168,7 +169,7 @@ def _gate(pg: PostgresSettings, layer: str, outcome: RunOutcome, log_line: Calla
 def storage(spark: SparkSession, settings: Settings) -> Storage:
     """Landing CSV bytes ingested so far against the bronze and silver Delta tables' current Parquet bytes."""
     return Storage(
-        csv_bytes=bronze.ingested_csv_bytes(spark, settings),
+        csv_bytes=ingested_csv_bytes(spark, settings),
         bronze_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "bronze", t))[1] for t in TABLES),
         silver_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "silver", t))[1] for t in TABLES),
     )

@@ -15,6 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 from lakehouse import bronze, lake
 from lakehouse.contracts import SILVER, TABLES, quarantine_table
 from lakehouse.errors import LakehouseError
+from lakehouse.ingest_log import completed_batches
+from lakehouse.loader import TableLoad, load_many
 from lakehouse.settings import PostgresSettings, Settings
 from lakehouse.silver import (
     DUPLICATE,
@@ -25,7 +27,7 @@ from lakehouse.silver import (
     rule_counts,
     silver_rows,
 )
-from lakehouse.warehouse import TableLoad, connect, load_many
+from lakehouse.warehouse import connect
 
 log = logging.getLogger(__name__)
 RECONCILIATION = ("ops", "reconciliation")
@@ -63,7 +65,7 @@ def build_silver(
     spark: SparkSession, settings: Settings, pg: PostgresSettings, *, run_id: str, processed_at: dt.datetime
 ) -> SilverReport:
     """Rebuild silver and quarantine from every completed bronze batch; raise if counts do not reconcile."""
-    batches = bronze.completed_batches(spark, settings)
+    batches = completed_batches(spark, settings)
     report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES})
     loads: list[TableLoad] = []
     cached: list[DataFrame] = []

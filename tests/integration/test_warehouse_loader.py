@@ -8,8 +8,9 @@ import pytest
 from psycopg2 import sql
 
 from lakehouse.contracts import Column, Table
+from lakehouse.loader import LoadError, load
 from lakehouse.settings import PostgresSettings
-from lakehouse.warehouse import LoadError, connect, create_table_sql, load
+from lakehouse.warehouse import connect, create_table_sql
 from tests.hostile import HOSTILE, hostile_rows
 
 pytestmark = pytest.mark.integration

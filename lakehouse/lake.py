@@ -95,19 +95,18 @@ def write_table(
     if idempotency_key is not None:
         writer = writer.option("txnAppId", idempotency_key).option("txnVersion", _TXN_VERSION)
     writer.save(uri)
-    after = table_version(spark, uri)
+    after, metrics = _latest_commit(spark, uri)  # one log read: the version and what it wrote
     if after == before:
         return WriteResult(False, after)
-    metrics = last_commit_metrics(spark, uri)
     return WriteResult(True, after, int(metrics.get("numFiles", 0)), int(metrics.get("numOutputBytes", 0)))
 
 
-def last_commit_metrics(spark: SparkSession, uri: str) -> dict[str, str]:
-    """Delta's operation metrics of the latest commit (numFiles, numOutputRows, numOutputBytes, …)."""
+def _latest_commit(spark: SparkSession, uri: str) -> tuple[int | None, dict[str, str]]:
+    """The latest version of an existing Delta table and its operation metrics (numFiles, numOutputBytes, …)."""
     from delta.tables import DeltaTable
 
-    row = DeltaTable.forPath(spark, uri).history(1).select("operationMetrics").first()
-    return dict(row[0] or {}) if row else {}
+    row = DeltaTable.forPath(spark, uri).history(1).select("version", "operationMetrics").first()
+    return (int(row[0]), dict(row[1] or {})) if row else (None, {})
 
 
 def read_table(spark: SparkSession, uri: str) -> DataFrame:

@@ -3,7 +3,7 @@
     python benchmarks/loader.py [--rows N] [--partitions P]
 
 (a) raw single-stream ``COPY FROM STDIN`` of the same rows as CSV with psycopg2: the physical floor;
-(b) ``lakehouse.loader.load`` (parallel COPY from the executors, staged, published atomically);
+(b) ``lakehouse.adapters.loader.load`` (parallel COPY from the executors, staged, published atomically);
 (c) Spark's JDBC writer with ``reWriteBatchedInserts=true``.
 Every method loads the same cached DataFrame of performance rows into an identical table with a primary key.
 PostgreSQL comes from the PG* variables, else an embedded server in a temporary directory.
@@ -19,23 +19,19 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from pyspark.sql import DataFrame, SparkSession  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
-
-from lakehouse.contracts import SILVER, Table  # noqa: E402
-from lakehouse.jars import POSTGRES_JDBC  # noqa: E402
-from lakehouse.loader import load  # noqa: E402
-from lakehouse.rules import source_columns  # noqa: E402
-from lakehouse.services.postgres import LocalPostgres, PostgresBinaries  # noqa: E402
-from lakehouse.settings import PostgresSettings, load_settings  # noqa: E402
-from lakehouse.spark import build_spark  # noqa: E402
-from lakehouse.warehouse import connect, create_table_sql  # noqa: E402
+from lakehouse.adapters.jars import POSTGRES_JDBC
+from lakehouse.adapters.loader import load
+from lakehouse.adapters.spark import build_spark
+from lakehouse.adapters.warehouse import connect, create_table_sql
+from lakehouse.contracts import SILVER, Table, source_columns
+from lakehouse.services import provide
+from lakehouse.settings import PostgresSettings, load_settings
 
 # The silver performance contract without lineage columns: the rows a loader moves.
 PERFORMANCE = Table("performance", source_columns("performance"), key=SILVER["performance"].key)
@@ -118,16 +114,6 @@ def jvm_peak_rss_mb(spark: SparkSession) -> float:
     return float("nan")
 
 
-@contextlib.contextmanager
-def postgres(scratch: Path) -> Iterator[PostgresSettings]:
-    configured = load_settings(dotenv_path=None).postgres
-    if configured is not None:
-        yield configured
-        return
-    with LocalPostgres(PostgresBinaries.embedded(), scratch / "pgdata") as pg:
-        yield pg
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="performance rows (default 1,000,000)")
@@ -144,15 +130,16 @@ def main(argv: list[str] | None = None) -> int:
             {"LAKEHOUSE_DATA_DIR": str(scratch), "LAKEHOUSE_SPARK_MASTER": args.master}, dotenv_path=None
         )
         spark = build_spark(settings, app_name="loader-benchmark", extra_artifacts=(POSTGRES_JDBC,))
-        with postgres(scratch) as pg:
+        with provide.postgres(load_settings(dotenv_path=None), data_dir=scratch / "pgdata") as pg:
             df = performance_rows(spark, args.rows, args.partitions)
             schema = "bench_loader"
-            timings = {}
-            for name, run in (
+            timings: dict[str, float] = {}
+            methods: tuple[tuple[str, Callable[[], float]], ...] = (
                 ("raw COPY (1 stream)", lambda: raw_copy(df, pg, schema, scratch)),
                 ("lakehouse loader", lambda: loader(df, pg, schema)),
                 ("Spark JDBC", lambda: jdbc(df, pg, schema)),
-            ):
+            )
+            for name, run in methods:
                 seconds = min(run() for _ in range(args.repeat))
                 loaded = count_rows(pg, schema)
                 if loaded != args.rows:

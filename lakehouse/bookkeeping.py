@@ -1,10 +1,15 @@
-"""Run bookkeeping in PostgreSQL schema ``ops``: one row per run, per loaded table and per quality check.
+"""The ``ops`` schema in PostgreSQL: the one owner of every ``ops.*`` table, its DDL and its writes.
 
-``ops.pipeline_runs`` (a run's id, start, end, status, version and arguments), ``ops.layer_loads`` (rows and bytes
-per layer and table) and ``ops.quality_results`` (one row per Soda check) are created when missing. Every function
-opens its own connection and commits before returning, so a run that fails later still leaves its rows behind.
-Re-recording the loads or the quality results of a run's layer replaces them. Identifiers go through
-:mod:`psycopg2.sql`; values are parameters.
+- ``ops.pipeline_runs``: a run's id, start, end, status, version and arguments;
+- ``ops.layer_loads``: rows and bytes per layer and table of a run;
+- ``ops.quality_results``: one row per quality check of a run;
+- ``ops.reconciliation``: silver's per-table count balance of a run;
+- ``ops.loaded_batches``: the loader's idempotency ledger (which batch reached which table), written inside the
+  loader's publish transaction through :func:`ledger_claim`.
+
+Tables are created when missing. The run-level functions open their own connection and commit before returning,
+so a run that fails later still leaves its rows behind; re-recording a run's loads or a layer's quality results
+replaces them. Identifiers go through :mod:`psycopg2.sql`; values are parameters.
 """
 
 from __future__ import annotations
@@ -13,21 +18,19 @@ import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import psycopg2
 from psycopg2 import errors, sql
 from psycopg2.extensions import cursor
 
+from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.settings import PostgresSettings
-from lakehouse.warehouse import connect
-
-if TYPE_CHECKING:
-    from lakehouse.quality import CheckResult
 
 SCHEMA = "ops"
 RUNS, LOADS, QUALITY = "pipeline_runs", "layer_loads", "quality_results"
+RECONCILIATION, LEDGER = "reconciliation", "loaded_batches"
 RunStatus = Literal["running", "succeeded", "failed"]
 _DDL = {
     RUNS: """
@@ -55,7 +58,33 @@ _DDL = {
         diagnostics text not null default '',
         recorded_at timestamptz not null default now(),
         primary key (run_id, layer, table_name, check_name)""",
+    # No foreign key to the runs: silver can be built and reconciled outside a recorded run (tests, notebooks).
+    RECONCILIATION: """
+        run_id text not null, table_name text not null,
+        bronze_rows bigint not null, silver_rows bigint not null, quarantined bigint not null,
+        duplicates bigint not null, superseded bigint not null, reconciled boolean not null,
+        checked_at timestamptz not null default now(),
+        primary key (run_id, table_name)""",
+    LEDGER: """
+        target text not null, batch_id text not null, rows bigint not null,
+        loaded_at timestamptz not null default now(),
+        primary key (target, batch_id)""",
 }
+
+
+class CheckOutcome(Protocol):
+    """What ``ops.quality_results`` records of a check (:class:`lakehouse.quality.CheckResult` is one)."""
+
+    @property
+    def check_name(self) -> str: ...
+    @property
+    def table_name(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def diagnostics(self) -> str: ...
 
 
 class BookkeepingError(LakehouseError):
@@ -78,10 +107,20 @@ class LayerLoad:
     seconds: float | None = None
 
 
-def ensure_tables(pg: PostgresSettings) -> None:
-    """Create schema ``ops`` and the three bookkeeping tables unless they exist (existing ones are kept)."""
-    with _transaction(pg, "creating the ops tables") as cur:
-        _create_tables(cur)
+@dataclass(frozen=True)
+class Reconciliation:
+    """Silver's balance for one table: ``bronze_rows = silver_rows + quarantined + duplicates + superseded``."""
+
+    table_name: str
+    bronze_rows: int
+    silver_rows: int
+    quarantined: int
+    duplicates: int
+    superseded: int
+
+    @property
+    def reconciled(self) -> bool:
+        return self.bronze_rows == self.silver_rows + self.quarantined + self.duplicates + self.superseded
 
 
 def start_run(
@@ -129,7 +168,7 @@ def finish_run(pg: PostgresSettings, run_id: str, status: RunStatus) -> None:
 def record_layer_loads(pg: PostgresSettings, run_id: str, rows: Iterable[LayerLoad]) -> int:
     """Record (or replace) one row per layer and table of run ``run_id``; return how many were written."""
     names = [f.name for f in fields(LayerLoad)]
-    loads = [(run_id, *(getattr(row, name) for name in names)) for row in rows]  # subclasses may add fields
+    loads = [(run_id, *(getattr(row, name) for name in names)) for row in rows]
     insert = "insert into {} (run_id, {}) values (%s, {}) on conflict (run_id, layer, table_name) do update set {}"
     statement = sql.SQL(insert).format(
         sql.Identifier(SCHEMA, LOADS),
@@ -143,7 +182,7 @@ def record_layer_loads(pg: PostgresSettings, run_id: str, rows: Iterable[LayerLo
     return len(loads)
 
 
-def record_quality(pg: PostgresSettings, run_id: str, layer: str, results: Iterable[CheckResult]) -> int:
+def record_quality(pg: PostgresSettings, run_id: str, layer: str, results: Iterable[CheckOutcome]) -> int:
     """Replace the quality results of ``layer`` in run ``run_id`` with ``results``; return how many were written."""
     rows = [(run_id, layer, r.check_name, r.table_name, r.outcome, r.value, r.diagnostics) for r in results]
     target = sql.Identifier(SCHEMA, QUALITY)
@@ -158,6 +197,47 @@ def record_quality(pg: PostgresSettings, run_id: str, layer: str, results: Itera
             rows,
         )
     return len(rows)
+
+
+def record_reconciliation(pg: PostgresSettings, run_id: str, rows: Iterable[Reconciliation]) -> int:
+    """One row per table in ``ops.reconciliation`` (kept if the run already recorded that table)."""
+    values = [
+        (run_id, r.table_name, r.bronze_rows, r.silver_rows, r.quarantined, r.duplicates, r.superseded, r.reconciled)
+        for r in rows
+    ]
+    statement = sql.SQL("insert into {} values (%s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing")
+    with _transaction(pg, f"recording the reconciliation of run {run_id}") as cur:
+        _create_tables(cur)
+        cur.executemany(statement.format(sql.Identifier(SCHEMA, RECONCILIATION)), values)
+    return len(values)
+
+
+def ensure_ledger(cur: cursor) -> None:
+    """Create the ``ops`` tables (the ledger among them) unless they exist, in the caller's transaction."""
+    _create_tables(cur)
+
+
+def ledger_has(cur: cursor, target: str, batch_id: str) -> bool:
+    """True when ``batch_id`` was already published to ``target`` (schema-qualified)."""
+    cur.execute(
+        sql.SQL("select 1 from {} where target = %s and batch_id = %s").format(sql.Identifier(SCHEMA, LEDGER)),
+        (target, batch_id),
+    )
+    return cur.fetchone() is not None
+
+
+def ledger_claim(cur: cursor, target: str, batch_id: str, rows: int) -> bool:
+    """Record in the caller's (publish) transaction that ``batch_id`` reached ``target`` with ``rows`` rows.
+
+    Returns False when the batch was already recorded: the caller must not publish it again.
+    """
+    cur.execute(
+        sql.SQL("insert into {} (target, batch_id, rows) values (%s, %s, %s) on conflict do nothing").format(
+            sql.Identifier(SCHEMA, LEDGER)
+        ),
+        (target, batch_id, rows),
+    )
+    return bool(cur.rowcount)
 
 
 def _create_tables(cur: cursor) -> None:

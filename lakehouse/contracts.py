@@ -1,14 +1,14 @@
 """Table contracts: each table's columns, types, key and partitioning, declared once.
 
-A contract is consumed by the Spark transforms (schema), the PostgreSQL DDL (:mod:`lakehouse.warehouse`), the
-COPY encoder (:mod:`lakehouse.pgcopy`), the dbt sources and the Soda checks. Types are written once, in a small
+A contract is consumed by the Spark transforms (schema), the PostgreSQL DDL (:mod:`lakehouse.adapters.warehouse`), the
+COPY encoder (:mod:`lakehouse.adapters.pgcopy`), the dbt sources and the Soda checks. Types are written once, in a small
 logical vocabulary, and mapped to Spark and PostgreSQL here.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _SIMPLE_TYPES = {
@@ -31,26 +31,50 @@ def _check_type(logical: str) -> None:
 
 @dataclass(frozen=True)
 class Column:
-    """One column. ``type`` is logical (``string``, ``int``, ``bigint``, ``decimal(12,2)``, ``date``, …)."""
+    """One column. ``type`` is logical (``string``, ``int``, ``bigint``, ``decimal(12,2)``, ``date``, …).
+
+    The value domain is declared here and enforced by silver (:mod:`lakehouse.rules` names the rules):
+    ``required`` (``missing_<name>``), ``accepted_values`` matched case-insensitively to their canonical spelling,
+    after ``aliases`` (other spellings of an accepted value, e.g. ``UK`` for ``GB``) (``invalid_<name>``),
+    ``non_negative`` (``negative_<name>``), and ``title_case`` (a normalization, never a rejection).
+    """
 
     name: str
     type: str = "string"
     required: bool = False
     accepted_values: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()  # (other spelling, accepted value)
+    non_negative: bool = False
+    title_case: bool = False
     description: str = ""
 
     def __post_init__(self) -> None:
         _check_type(self.type)
+        unknown = sorted({value for _, value in self.aliases} - set(self.accepted_values))
+        if unknown:
+            raise ValueError(f"column {self.name!r}: aliases point at values that are not accepted: {unknown}")
+        if self.non_negative and not self.is_numeric:
+            raise ValueError(f"column {self.name!r}: only numeric columns can be non_negative")
+
+    @property
+    def decimal(self) -> tuple[int, int] | None:
+        """``(precision, scale)`` of a ``decimal(p,s)`` column, else None."""
+        match = _DECIMAL.match(self.type)
+        return (int(match[1]), int(match[2])) if match else None
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("int", "bigint", "double") or self.decimal is not None
 
     @property
     def spark_type(self) -> str:
-        match = _DECIMAL.match(self.type)
-        return f"decimal({match[1]},{match[2]})" if match else _SIMPLE_TYPES[self.type][0]
+        decimal = self.decimal
+        return f"decimal({decimal[0]},{decimal[1]})" if decimal else _SIMPLE_TYPES[self.type][0]
 
     @property
     def postgres_type(self) -> str:
-        match = _DECIMAL.match(self.type)
-        return f"numeric({match[1]},{match[2]})" if match else _SIMPLE_TYPES[self.type][1]
+        decimal = self.decimal
+        return f"numeric({decimal[0]},{decimal[1]})" if decimal else _SIMPLE_TYPES[self.type][1]
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,8 @@ class Table:
         return ", ".join(f"`{c.name}` {c.spark_type}" for c in self.columns)
 
 
+LAYERS = ("bronze", "silver", "gold")  # the medallion layers, in run order
+
 # --------------------------------------------------------------------------------------------------------------
 # The project's tables. Landing CSV columns, in the order the contracts list them (header order may differ).
 # --------------------------------------------------------------------------------------------------------------
@@ -104,33 +130,20 @@ INDUSTRIES = (
 CAMPAIGN_TYPES = ("Search", "Display", "Video", "Social", "Shopping")
 STATUSES = ("Active", "Paused", "Completed", "Draft")
 OBJECTIVES = ("Awareness", "Consideration", "Conversion", "Retention", "Traffic", "Leads", "Sales")
+# ISO 3166-1 alpha-2 (officially assigned codes).
+COUNTRIES = tuple(
+    """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY
+    BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK
+    FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR
+    IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK
+    ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
+    PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
+    TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+    """.split()  # noqa: SIM905 - a block of codes reads better than a 249-line list
+)
+COUNTRY_ALIASES = (("UK", "GB"),)
 
-SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "advertisers": ("advertiser_id", "advertiser_name", "industry", "country", "account_manager"),
-    "campaigns": (
-        "campaign_id",
-        "advertiser_id",
-        "campaign_name",
-        "campaign_type",
-        "status",
-        "objective",
-        "start_date",
-        "end_date",
-        "budget_daily",
-        "budget_total",
-    ),
-    "performance": (
-        "performance_id",
-        "campaign_id",
-        "date",
-        "impressions",
-        "clicks",
-        "conversions",
-        "cost",
-        "revenue",
-    ),
-}
-TABLES = tuple(SOURCE_COLUMNS)  # parents first: advertisers -> campaigns -> performance
 
 BRONZE_METADATA = (
     Column("_corrupt_record", "string", description="raw text of a line that did not parse into the header"),
@@ -148,7 +161,7 @@ LINEAGE = (
 
 
 def bronze_table(table: str) -> Table:
-    """``bronze/<table>`` and ``bronze.raw_<table>``: every source column as text, verbatim, plus metadata."""
+    """``bronze/<table>``: every source column as text, verbatim, plus metadata."""
     return Table(
         name=table,
         columns=(*(Column(c) for c in SOURCE_COLUMNS[table]), *BRONZE_METADATA),
@@ -157,14 +170,25 @@ def bronze_table(table: str) -> Table:
     )
 
 
+def raw_table(table: str) -> Table:
+    """``bronze.raw_<table>``, the PostgreSQL mirror of ``bronze/<table>``: the same columns."""
+    return replace(bronze_table(table), name=f"raw_{table}")
+
+
 SILVER: dict[str, Table] = {
     "advertisers": Table(
         name="advertisers",
         columns=(
             Column("advertiser_id", "int", required=True),
             Column("advertiser_name", required=True),
-            Column("industry", required=True, description="trimmed, title case"),
-            Column("country", required=True, description="ISO 3166-1 alpha-2, upper case"),
+            Column("industry", required=True, title_case=True, description="trimmed, title case"),
+            Column(
+                "country",
+                required=True,
+                accepted_values=COUNTRIES,
+                aliases=COUNTRY_ALIASES,
+                description="ISO 3166-1 alpha-2, upper case",
+            ),
             Column("account_manager"),
             *LINEAGE,
         ),
@@ -182,8 +206,8 @@ SILVER: dict[str, Table] = {
             Column("objective", accepted_values=OBJECTIVES),
             Column("start_date", "date", required=True),
             Column("end_date", "date"),
-            Column("budget_daily", "decimal(12,2)"),
-            Column("budget_total", "decimal(14,2)"),
+            Column("budget_daily", "decimal(12,2)", non_negative=True),
+            Column("budget_total", "decimal(14,2)", non_negative=True),
             *LINEAGE,
         ),
         key=("campaign_id",),
@@ -195,17 +219,29 @@ SILVER: dict[str, Table] = {
             Column("performance_id", "bigint", required=True),
             Column("campaign_id", "int", required=True),
             Column("date", "date", required=True),
-            Column("impressions", "bigint", required=True),
-            Column("clicks", "bigint", required=True),
-            Column("conversions", "bigint", required=True),
-            Column("cost", "decimal(12,2)", required=True),
-            Column("revenue", "decimal(12,2)", required=True),
+            Column("impressions", "bigint", required=True, non_negative=True),
+            Column("clicks", "bigint", required=True, non_negative=True),
+            Column("conversions", "bigint", required=True, non_negative=True),
+            Column("cost", "decimal(12,2)", required=True, non_negative=True),
+            Column("revenue", "decimal(12,2)", required=True, non_negative=True),
             *LINEAGE,
         ),
         key=("performance_id",),
         partition_by=("date",),
     ),
 }
+
+
+TABLES = tuple(SILVER)  # parents first: advertisers -> campaigns -> performance
+# Landing CSV columns per table, in contract order (a file's header may order them differently).
+SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    name: tuple(c.name for c in table.columns if not c.name.startswith("_")) for name, table in SILVER.items()
+}
+
+
+def source_columns(table: str) -> tuple[Column, ...]:
+    """The silver contract's business columns (everything but lineage), in landing order."""
+    return tuple(c for c in SILVER[table].columns if not c.name.startswith("_"))
 
 
 def quarantine_table(table: str) -> Table:

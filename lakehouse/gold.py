@@ -22,6 +22,7 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt_common.events.base_types import EventMsg
 
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
+from lakehouse.report import SummaryRow
 from lakehouse.settings import MASK, PostgresSettings, libpq_environment
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -64,6 +65,15 @@ class GoldResult:
             if outcome.name == name:
                 return outcome
         raise KeyError(f"no dbt node named {name!r} in this build")
+
+    def summary_rows(self) -> list[SummaryRow]:
+        """Models and snapshots built, and dbt tests passed, as rows of the run summary."""
+        models = [n for n in self.nodes if n.resource_type in ("model", "snapshot")]
+        tests = [n for n in self.nodes if n.resource_type in _TEST_TYPES]
+        return [
+            SummaryRow("gold", f"{len(models)} models/snapshots", rows_out=len(models), seconds=self.seconds),
+            SummaryRow("gold", f"{len(tests)} dbt tests", rows_out=len(tests) - len(self.failed_tests)),
+        ]
 
     @property
     def errors(self) -> tuple[NodeOutcome, ...]:
@@ -143,22 +153,6 @@ def dbt_debug(pg: PostgresSettings, *, project_dir: Path = DBT_PROJECT_DIR) -> s
     if not outcome.success:
         raise GoldError(f"dbt debug failed for {project_dir}; see {_log_dir(project_dir, None)}")
     return f"dbt project and profile OK, connected to {pg.endpoint}"
-
-
-def list_nodes(
-    pg: PostgresSettings,
-    resource_type: str,
-    *,
-    project_dir: Path = DBT_PROJECT_DIR,
-    target_dir: Path | None = None,
-) -> tuple[str, ...]:
-    """``dbt ls --resource-type <resource_type>``: the names of the project's nodes of that type.
-
-    Nothing connects to ``pg``; it only renders the profile.
-    """
-    command = ["ls", "--resource-type", resource_type, "--output", "name"]
-    outcome = _invoke(command, pg, project_dir, target_dir, progress=None)
-    return tuple(outcome.result) if isinstance(outcome.result, list) else ()
 
 
 def _invoke(

@@ -1,4 +1,4 @@
-"""Environment checks behind ``runner.py check``: one line each, OK or FAIL with the fix to try."""
+"""Environment probes behind ``runner.py check``: one line each, OK, WARN or FAIL with the fix to try."""
 
 from __future__ import annotations
 
@@ -11,18 +11,37 @@ from typing import TYPE_CHECKING
 
 import psycopg2
 
-from lakehouse import lake
+from lakehouse.adapters import lake
+from lakehouse.adapters.spark import build_spark, check_java
+from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import LakehouseError
+from lakehouse.services import provide
 from lakehouse.settings import PostgresSettings, Settings
-from lakehouse.spark import check_java
-from lakehouse.warehouse import connect
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+WAREHOUSE_SCHEMAS = ("bronze", "silver", "quarantine", "ops", "core", "analytics")
+
+
+def check_all(settings: Settings) -> list[Probe]:
+    """Every probe, in order: Java, then (if Java works) Spark, lake, PostgreSQL, schemas, dbt and Soda."""
+    java = java_check()
+    if not java.ok:
+        return [java]
+    with provide.postgres(settings) as pg:
+        probes = [postgres_check(pg), schemas_check(pg, WAREHOUSE_SCHEMAS), dbt_check(pg), soda_check(pg)]
+        spark = build_spark(settings)
+        try:
+            probes[:0] = [spark_check(spark, settings), lake_check(spark, settings)]
+        finally:
+            spark.stop()
+    return [java, *probes]
+
+
 @dataclass(frozen=True)
-class CheckResult:
+class Probe:
     name: str
     ok: bool
     detail: str
@@ -36,21 +55,21 @@ class CheckResult:
         return text if not self.fix or (self.ok and not self.warning) else f"{text}\n     fix: {self.fix}"
 
 
-def run_check(name: str, probe: Callable[[], str], *, fix: str) -> CheckResult:
+def run_check(name: str, probe: Callable[[], str], *, fix: str) -> Probe:
     """Run ``probe``; its return value is the OK detail, a :class:`LakehouseError` or OSError a failure."""
     started = time.monotonic()
     try:
         detail = probe()
     except (LakehouseError, OSError, psycopg2.Error) as exc:
-        return CheckResult(name, False, str(exc).splitlines()[0], fix, time.monotonic() - started)
-    return CheckResult(name, True, detail, "", time.monotonic() - started)
+        return Probe(name, False, str(exc).splitlines()[0], fix, time.monotonic() - started)
+    return Probe(name, True, detail, "", time.monotonic() - started)
 
 
-def java_check() -> CheckResult:
+def java_check() -> Probe:
     return run_check("java", lambda: f"Java {check_java()}", fix="install a Java 17+ runtime")
 
 
-def lake_check(spark: SparkSession, settings: Settings) -> CheckResult:
+def lake_check(spark: SparkSession, settings: Settings) -> Probe:
     """Write, read back and delete a one-row Delta table in the bronze layer."""
 
     def probe() -> str:
@@ -77,7 +96,7 @@ def lake_check(spark: SparkSession, settings: Settings) -> CheckResult:
     return run_check("lake", probe, fix=fix)
 
 
-def postgres_check(pg: PostgresSettings) -> CheckResult:
+def postgres_check(pg: PostgresSettings) -> Probe:
     def probe() -> str:
         conn = connect(pg)
         try:
@@ -104,7 +123,7 @@ def existing_schemas(pg: PostgresSettings, names: tuple[str, ...]) -> set[str]:
         conn.close()
 
 
-def spark_check(spark: SparkSession, settings: Settings) -> CheckResult:
+def spark_check(spark: SparkSession, settings: Settings) -> Probe:
     def probe() -> str:
         rows = spark.range(3).selectExpr("sum(id)").first()
         if rows is None or rows[0] != 3:
@@ -114,7 +133,7 @@ def spark_check(spark: SparkSession, settings: Settings) -> CheckResult:
     return run_check("spark", probe, fix="see the Spark error above; check JAVA_HOME and LAKEHOUSE_SPARK_MASTER")
 
 
-def schemas_check(pg: PostgresSettings, names: tuple[str, ...]) -> CheckResult:
+def schemas_check(pg: PostgresSettings, names: tuple[str, ...]) -> Probe:
     """OK when every schema exists; a warning (not a failure) before the first run has created them."""
     result = run_check("warehouse schemas", lambda: ", ".join(sorted(existing_schemas(pg, names))), fix="")
     if not result.ok:
@@ -131,13 +150,13 @@ def schemas_check(pg: PostgresSettings, names: tuple[str, ...]) -> CheckResult:
     )
 
 
-def dbt_check(pg: PostgresSettings) -> CheckResult:
+def dbt_check(pg: PostgresSettings) -> Probe:
     from lakehouse.gold import dbt_debug
 
     return run_check("dbt debug", lambda: dbt_debug(pg), fix="see dbt_project/logs/dbt.log")
 
 
-def soda_check(pg: PostgresSettings) -> CheckResult:
+def soda_check(pg: PostgresSettings) -> Probe:
     from lakehouse.quality import validate_configuration
 
     return run_check("soda configuration", lambda: validate_configuration(pg), fix="see soda/README.md")

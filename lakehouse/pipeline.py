@@ -1,40 +1,49 @@
 """One pipeline run: the layers in order, a Soda gate after each, and the run's bookkeeping in ``ops``.
 
-A layer whose scan has a failing (``fail``-severity) check stops the run before any downstream layer; warnings
-are reported. Every run is recorded in ``ops.pipeline_runs`` (failed ones included), with ``ops.layer_loads``
-and ``ops.quality_results``.
+:func:`run` is the whole run as a caller sees it (an orchestrator task, ``runner.py``): it picks the services,
+finds the landing files (generating the default sample into an empty default landing directory), starts the
+run's one SparkSession and calls :func:`run_layers`. A layer whose scan has a failing (``fail``-severity) check
+stops the run before any downstream layer; warnings are reported. Every run is recorded in ``ops.pipeline_runs``
+(failed ones included), with ``ops.layer_loads`` and ``ops.quality_results``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse import __version__, bronze, lake
-from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
-from lakehouse.contracts import TABLES
+from lakehouse import __version__
+from lakehouse.adapters import lake
+from lakehouse.bookkeeping import LayerLoad, RunStatus, finish_run, record_layer_loads, record_quality, start_run
+from lakehouse.bronze import layer as bronze
+from lakehouse.bronze.ingest_log import ingested_csv_bytes
+from lakehouse.bronze.landing import LandingFile, Refusal, discover
+from lakehouse.contracts import LAYERS, TABLES
+from lakehouse.errors import ConfigurationError
 from lakehouse.gold import run_gold
-from lakehouse.ingest_log import ingested_csv_bytes
-from lakehouse.landing import LandingFile
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
-from lakehouse.report import Storage, SummaryRow, bronze_summary, gold_summary, layer_loads, silver_summary
+from lakehouse.report import Storage, SummaryRow, layer_loads
+from lakehouse.sample import generate
+from lakehouse.services import provide
 from lakehouse.settings import PostgresSettings, Settings
-from lakehouse.silver_layer import build_silver
+from lakehouse.silver.layer import build_silver
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-LAYER_ORDER = ("bronze", "silver", "gold")
 log = logging.getLogger(__name__)
+LogLine = Callable[[str], None]
 
 
 @dataclass
 class RunOutcome:
-    """What a run did: summary rows, scans, notes, and why it failed if it did."""
+    """What a run did: summary rows, scans, notes, refused landing files, and why it failed if it did."""
 
     run_id: str
     summary: list[SummaryRow] = field(default_factory=list)
@@ -42,6 +51,7 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
     failed_tests: tuple[str, ...] = ()
     storage: Storage | None = None
+    refused: tuple[Refusal, ...] = ()
 
     @property
     def gate_failures(self) -> tuple[CheckResult, ...]:
@@ -49,14 +59,93 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
+        """No dbt test and no gate failed (refused landing files are reported apart, see ``refused``)."""
         return not self.failed_tests and not self.gate_failures
+
+    @property
+    def status(self) -> RunStatus:
+        return "succeeded" if self.ok and not self.refused else "failed"
 
 
 def new_run_id(now: dt.datetime) -> str:
-    return f"{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def run_pipeline(
+def run(
+    settings: Settings,
+    *,
+    layers: Sequence[str] = LAYERS,
+    input_dir: Path | None = None,
+    full_refresh: bool = False,
+    scan: bool = True,
+    arguments: Sequence[str] = (),
+    log_line: LogLine = log.info,
+) -> RunOutcome:
+    """Run ``layers`` end to end with the configured (or embedded) services and one SparkSession.
+
+    Args:
+        settings: from :func:`lakehouse.settings.load_settings`.
+        layers: a subset of ``bronze``, ``silver``, ``gold`` (run in that order).
+        input_dir: the landing directory for bronze; default ``settings.landing_dir``, where the default sample
+            is generated first when it holds no CSV.
+        full_refresh: rebuild incremental gold models from scratch.
+        scan: run the Soda gate after each layer.
+        arguments: recorded in ``ops.pipeline_runs``.
+
+    Raises:
+        ConfigurationError: ``input_dir`` does not exist.
+        ServiceUnavailableError: Java, PostgreSQL or the lake cannot be reached.
+    """
+    files, refused = landing_files(settings, input_dir) if "bronze" in layers else ([], [])
+    with contextlib.ExitStack() as stack:
+        pg = stack.enter_context(provide.postgres(settings))
+        spark = stack.enter_context(spark_session(settings)) if set(layers) - {"gold"} else None
+        if spark is not None:
+            lake.ensure_layers(settings)
+        outcome = run_layers(
+            settings,
+            pg,
+            layers=layers,
+            spark=spark,
+            files=files,
+            arguments=arguments,
+            full_refresh=full_refresh,
+            scan=scan,
+            log_line=log_line,
+        )
+    outcome.refused = tuple(refused)
+    return outcome
+
+
+def landing_files(settings: Settings, input_dir: Path | None) -> tuple[list[LandingFile], list[Refusal]]:
+    """The landing directory's files and refusals; the default sample is generated into an empty default one."""
+    landing = input_dir.resolve() if input_dir is not None else settings.landing_dir
+    if input_dir is None and not any(landing.glob("**/*.csv")):
+        log.info("no input given and %s is empty: generating the default sample there first", landing)
+        generate(landing, scale=1.0, seed=42, dirty_rate=0.02)
+    elif not landing.is_dir():
+        raise ConfigurationError(f"input directory {landing} does not exist")
+    files, refused = discover(landing)
+    log.info("bronze: %d landing files in %s", len(files), landing)
+    for refusal in refused:
+        log.error("refused %s", refusal.reason)
+    return files, refused
+
+
+@contextlib.contextmanager
+def spark_session(settings: Settings) -> Iterator[SparkSession]:
+    """The run's one SparkSession, stopped at the end."""
+    from lakehouse.adapters.spark import build_spark
+
+    log.info("starting Spark (%s)", settings.spark_master)
+    spark = build_spark(settings)
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+def run_layers(
     settings: Settings,
     pg: PostgresSettings,
     *,
@@ -67,15 +156,15 @@ def run_pipeline(
     now: dt.datetime | None = None,
     full_refresh: bool = False,
     scan: bool = True,
-    log_line: Callable[[str], None] = log.info,
+    log_line: LogLine = log.info,
 ) -> RunOutcome:
-    """Run ``layers`` (a subset of bronze, silver, gold, in that order), gating each with its Soda scan."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda."""
+    now = now or dt.datetime.now(dt.UTC)
     outcome = RunOutcome(new_run_id(now))
     start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
     status: RunStatus = "failed"
     try:
-        for layer in (name for name in LAYER_ORDER if name in layers):
+        for layer in (name for name in LAYERS if name in layers):
             if layer == "bronze":
                 _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
             elif layer == "silver":
@@ -94,30 +183,35 @@ def run_pipeline(
         finish_run(pg, outcome.run_id, status)
 
 
+def scan_only(
+    settings: Settings, layers: Sequence[str] = LAYERS, *, arguments: Sequence[str] = (), log_line: LogLine = log.info
+) -> RunOutcome:
+    """``runner.py quality``: the scans of ``layers`` alone, recorded as a run."""
+    with provide.postgres(settings) as pg:
+        outcome = RunOutcome(new_run_id(dt.datetime.now(dt.UTC)))
+        start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
+        status: RunStatus = "failed"
+        try:
+            for layer in layers:
+                _gate(pg, layer, outcome, log_line)
+            status = "succeeded" if outcome.ok else "failed"
+            return outcome
+        finally:
+            finish_run(pg, outcome.run_id, status)
+
+
 def _needs(spark: SparkSession | None, layer: str) -> SparkSession:
     if spark is None:
         raise ValueError(f"the {layer} layer needs a SparkSession")
     return spark
 
 
-def scan_only(
-    pg: PostgresSettings,
-    layers: Sequence[str],
-    *,
-    arguments: Sequence[str] = (),
-    log_line: Callable[[str], None] = log.info,
-) -> RunOutcome:
-    """``runner.py quality``: the scans of ``layers`` alone, recorded as a run."""
-    outcome = RunOutcome(new_run_id(dt.datetime.now(dt.timezone.utc)))
-    start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
-    status: RunStatus = "failed"
-    try:
-        for layer in layers:
-            _gate(pg, layer, outcome, log_line)
-        status = "succeeded" if outcome.ok else "failed"
-        return outcome
-    finally:
-        finish_run(pg, outcome.run_id, status)
+def _record(pg: PostgresSettings, outcome: RunOutcome, rows: list[SummaryRow]) -> None:
+    """Add a layer's rows to the summary and its per-table rows to ``ops.layer_loads``."""
+    outcome.summary += rows
+    names = [f.name for f in fields(LayerLoad)]
+    loads = [LayerLoad(**{name: getattr(row, name) for name in names}) for row in layer_loads(rows)]
+    record_layer_loads(pg, outcome.run_id, loads)
 
 
 def _bronze(
@@ -129,9 +223,7 @@ def _bronze(
     outcome: RunOutcome,
 ) -> None:
     report = bronze.ingest(spark, settings, pg, files, now=now)
-    rows = bronze_summary(report)
-    outcome.summary += rows
-    record_layer_loads(pg, outcome.run_id, layer_loads(rows))
+    _record(pg, outcome, report.summary_rows())
     outcome.notes.append(
         f"bronze batches: {', '.join(report.batches) or 'none (nothing new)'}; "
         f"files skipped as already ingested: {len(report.skipped_files)}"
@@ -142,20 +234,18 @@ def _silver(
     spark: SparkSession, settings: Settings, pg: PostgresSettings, now: dt.datetime, outcome: RunOutcome
 ) -> None:
     report = build_silver(spark, settings, pg, run_id=outcome.run_id, processed_at=now)
-    rows = silver_summary(report)
-    outcome.summary += rows
-    record_layer_loads(pg, outcome.run_id, layer_loads(rows))
+    _record(pg, outcome, report.summary_rows())
     outcome.notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
 
 
-def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: Callable[[str], None]) -> None:
+def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
     result = run_gold(pg, full_refresh=full_refresh, log=log_line)
-    outcome.summary += gold_summary(result)
+    outcome.summary += result.summary_rows()
     outcome.failed_tests = result.failed_tests
     outcome.notes.append(f"gold: dbt build {'passed' if result.ok else 'FAILED'} (core.*, analytics.*)")
 
 
-def _gate(pg: PostgresSettings, layer: str, outcome: RunOutcome, log_line: Callable[[str], None]) -> bool:
+def _gate(pg: PostgresSettings, layer: str, outcome: RunOutcome, log_line: LogLine) -> bool:
     quality = scan_layer(pg, layer, log=log_line)
     outcome.quality.append(quality)
     record_quality(pg, outcome.run_id, layer, quality.results)

@@ -1,27 +1,60 @@
-"""The run summary: one row per layer and table, printed as a table (and, later, JSON)."""
+"""The run summary, formatted: a text table, quality lines, the storage comparison and a JSON document.
+
+Only formatting lives here. Each layer's report yields its own :class:`SummaryRow` list; scans are read through
+the small :class:`Scan` shape, so this module imports nothing from the layers or the quality gate.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
-
-from lakehouse.bookkeeping import LayerLoad
-
-if TYPE_CHECKING:
-    from lakehouse.bronze import BronzeReport
-    from lakehouse.gold import GoldResult
-    from lakehouse.quality import LayerQuality
-    from lakehouse.silver_layer import SilverReport
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
-class SummaryRow(LayerLoad):
-    """A row of the run summary: what ``ops.layer_loads`` records, plus files read and corrupt lines."""
+class SummaryRow:
+    """A row of the run summary: what one layer did to one table (or a step such as ``-> PostgreSQL``).
 
+    Counts that do not apply stay None and print as ``-``.
+    """
+
+    layer: str
+    table_name: str
+    rows_in: int | None = None
+    rows_out: int | None = None
+    quarantined: int | None = None
+    duplicates: int | None = None
+    superseded: int | None = None
+    csv_bytes: int | None = None
+    parquet_bytes: int | None = None
+    seconds: float | None = None
     files: int | None = None
     corrupt: int | None = None
+
+
+class Check(Protocol):
+    @property
+    def check_name(self) -> str: ...
+    @property
+    def table_name(self) -> str: ...
+    @property
+    def diagnostics(self) -> str: ...
+
+
+class Scan(Protocol):
+    """One layer's quality scan, as this module reads it (:class:`lakehouse.quality.LayerQuality` is one)."""
+
+    @property
+    def layer(self) -> str: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def results(self) -> Sequence[Any]: ...
+    @property
+    def failed(self) -> Sequence[Check]: ...
+    @property
+    def warned(self) -> Sequence[Check]: ...
 
 
 _COLUMNS = (
@@ -77,51 +110,6 @@ def render_table(rows: Sequence[SummaryRow]) -> str:
     return "\n".join(lines)
 
 
-def bronze_summary(report: BronzeReport) -> list[SummaryRow]:
-    rows = [
-        SummaryRow(
-            "bronze",
-            t.table,
-            files=t.files,
-            rows_in=t.rows,
-            rows_out=t.rows,
-            corrupt=t.corrupt,
-            csv_bytes=t.csv_bytes,
-            parquet_bytes=t.parquet_bytes,
-            seconds=t.seconds,
-        )
-        for t in report.tables.values()
-    ]
-    return [*rows, SummaryRow("bronze", "-> PostgreSQL", seconds=report.warehouse_seconds)]
-
-
-def silver_summary(report: SilverReport) -> list[SummaryRow]:
-    rows = [
-        SummaryRow(
-            "silver",
-            t.table,
-            rows_in=t.bronze_rows,
-            rows_out=t.silver_rows,
-            quarantined=t.quarantined,
-            duplicates=t.duplicates,
-            superseded=t.superseded,
-            parquet_bytes=t.parquet_bytes,
-            seconds=t.seconds,
-        )
-        for t in report.tables.values()
-    ]
-    return [*rows, SummaryRow("silver", "-> PostgreSQL", seconds=report.warehouse_seconds)]
-
-
-def gold_summary(result: GoldResult) -> list[SummaryRow]:
-    models = [n for n in result.nodes if n.resource_type in ("model", "snapshot")]
-    tests = [n for n in result.nodes if n.resource_type in ("test", "unit_test")]
-    return [
-        SummaryRow("gold", f"{len(models)} models/snapshots", rows_out=len(models), seconds=result.seconds),
-        SummaryRow("gold", f"{len(tests)} dbt tests", rows_out=len(tests) - len(result.failed_tests)),
-    ]
-
-
 def layer_loads(rows: Sequence[SummaryRow]) -> list[SummaryRow]:
     """The per-table rows of a layer for ``ops.layer_loads`` (the PostgreSQL timing rows are left out)."""
     return [r for r in rows if not r.table_name.startswith("->")]
@@ -147,7 +135,7 @@ class Storage:
         return "\n".join(lines)
 
 
-def quality_lines(scans: Sequence[LayerQuality]) -> list[str]:
+def quality_lines(scans: Sequence[Scan]) -> list[str]:
     """One line per layer: checks passed / warned / failed, and the names of the failing ones."""
     lines = []
     for scan in scans:
@@ -166,7 +154,7 @@ def as_json(
     run_id: str,
     status: str,
     rows: Sequence[SummaryRow],
-    scans: Sequence[LayerQuality],
+    scans: Sequence[Scan],
     storage: Storage | None,
     seconds: float,
 ) -> str:

@@ -1,153 +1,153 @@
-"""Silver's normalization and validation rules, as Spark column expressions built from the contracts.
+"""Silver's rules, each declared once: name, table, columns, kind and severity. No pyspark here.
 
-Rule names are stable (quarantine, tests, Soda and docs use them):
-``malformed_line``, ``missing_<column>``, ``invalid_<column>``, ``negative_<column>``,
-``clicks_gt_impressions``, ``conversions_gt_clicks``, ``end_before_start``, ``daily_budget_gt_total``,
-``orphan_advertiser_id``, ``orphan_campaign_id``, ``conflicting_duplicate``.
+Row rules come from the contracts' column declarations (``required`` -> ``missing_<column>``, a typed or
+accepted-values column -> ``invalid_<column>``, ``non_negative`` -> ``negative_<column>``) and from the two
+tuples below (comparisons between two columns of a row, and foreign keys). Every table also has
+``malformed_line`` (the landing line did not parse) and ``conflicting_duplicate`` (one batch holds different
+versions of a key). :data:`RULES` lists them all, in a stable order; it is read by the Spark validation
+(:mod:`lakehouse.silver.validation`), the Soda check generator (:mod:`lakehouse.quality.checks`), the sample
+generator's defect catalog (:mod:`lakehouse.sample.defects`) and the README's rule table (kept equal by a test).
 
-Normalization before validation: trim; empty becomes null; categorical values match their canonical spelling
-case-insensitively; industry is title-cased; country is upper-cased ISO 3166-1 alpha-2 with ``UK`` -> ``GB``;
-integers are ``-?[0-9]+``, decimals ``-?[0-9]+(.[0-9]{1,scale})?`` within precision, dates ISO ``yyyy-MM-dd``
-and real. An unparseable value is a rejection (``invalid_<column>``), never a silent null.
+To add a rule: declare it here (or flag the column in :mod:`lakehouse.contracts`), then add its test.
 """
 
 from __future__ import annotations
 
-import re
+import sys
 from dataclasses import dataclass
+from typing import Literal
 
-from pyspark.sql import Column as SparkColumn
-from pyspark.sql import functions as F
+from lakehouse.contracts import SILVER, TABLES, Column, source_columns
 
-from lakehouse.contracts import SILVER, Column
-
-# ISO 3166-1 alpha-2 (officially assigned codes).
-ISO_COUNTRIES = frozenset(
-    """
-    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY
-    BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK
-    FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR
-    IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK
-    ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
-    PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
-    TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
-    """.split()  # noqa: SIM905 - a block of codes reads better than a 249-line list
-)
-COUNTRY_ALIASES = {"UK": "GB"}
-
-NON_NEGATIVE = ("impressions", "clicks", "conversions", "cost", "revenue", "budget_daily", "budget_total")
-_INTEGER = r"^-?[0-9]+$"
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_DECIMAL_TYPE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+RuleKind = Literal["malformed", "missing", "invalid", "negative", "comparison", "orphan", "conflict"]
+Severity = Literal["fail", "warn"]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A rule between two typed columns of one row: broken when ``left > right`` (both present)."""
+    """Broken when ``left > right`` in one row (both present and valid)."""
 
+    table: str
     name: str
     left: str
     right: str
 
 
-COMPARISONS: dict[str, tuple[Comparison, ...]] = {
-    "advertisers": (),
-    "campaigns": (
-        Comparison("end_before_start", "start_date", "end_date"),
-        Comparison("daily_budget_gt_total", "budget_daily", "budget_total"),
-    ),
-    "performance": (
-        Comparison("clicks_gt_impressions", "clicks", "impressions"),
-        Comparison("conversions_gt_clicks", "conversions", "clicks"),
-    ),
-}
-# Foreign keys: table -> (column, parent table, rule name). Parents are processed first.
-FOREIGN_KEYS: dict[str, tuple[str, str, str] | None] = {
-    "advertisers": None,
-    "campaigns": ("advertiser_id", "advertisers", "orphan_advertiser_id"),
-    "performance": ("campaign_id", "campaigns", "orphan_campaign_id"),
-}
+@dataclass(frozen=True)
+class ForeignKey:
+    """``column`` must be a key of the final silver ``parent`` table (parents are processed first)."""
+
+    table: str
+    column: str
+    parent: str
+
+    @property
+    def name(self) -> str:
+        return f"orphan_{self.column}"
+
+
+COMPARISONS = (
+    Comparison("campaigns", "end_before_start", "start_date", "end_date"),
+    Comparison("campaigns", "daily_budget_gt_total", "budget_daily", "budget_total"),
+    Comparison("performance", "clicks_gt_impressions", "clicks", "impressions"),
+    Comparison("performance", "conversions_gt_clicks", "conversions", "clicks"),
+)
+FOREIGN_KEYS = (
+    ForeignKey("campaigns", "advertiser_id", "advertisers"),
+    ForeignKey("performance", "campaign_id", "campaigns"),
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One quarantine rule of one table. ``severity`` is what the silver gate does when a published row breaks it
+    (``fail`` stops the run, ``warn`` reports); a row breaking any rule is quarantined either way."""
+
+    name: str
+    table: str
+    kind: RuleKind
+    columns: tuple[str, ...] = ()
+    parent: str | None = None  # the parent table of an orphan rule
+    severity: Severity = "fail"
+
+    @property
+    def meaning(self) -> str:
+        """One line for the docs."""
+        if self.kind == "malformed":
+            return "the landing line did not parse into the header's fields (the only reason such a row gets)"
+        if self.kind == "conflict":
+            return "one batch holds different versions of the same key (all of them are quarantined)"
+        first, last = f"`{self.columns[0]}`", f"`{self.columns[-1]}`"
+        if self.kind == "invalid":
+            return f"{first} {_invalid_meaning(SILVER[self.table].column(self.columns[0]))}"
+        return {
+            "missing": f"{first} is empty",
+            "negative": f"{first} is below zero",
+            "comparison": f"{first} > {last} (both valid)",
+            "orphan": f"{first} is not a key of the final silver `{self.parent}`",
+        }[self.kind]
+
+
+def _invalid_meaning(column: Column) -> str:
+    if column.accepted_values:
+        aliases = ", ".join(f"{alias} -> {value}" for alias, value in column.aliases)
+        listed = ", ".join(column.accepted_values) if len(column.accepted_values) <= 10 else "ISO 3166-1 alpha-2"
+        return f"is not one of {listed} (any case{'; ' + aliases if aliases else ''})"
+    if column.decimal:
+        return f"is not a plain decimal with at most {column.decimal[1]} places that fits {column.type}"
+    if column.type == "date":
+        return "is not a real date written yyyy-MM-dd"
+    return f"is not a plain integer (digits only, no separators) that fits {column.type}"
 
 
 def can_be_invalid(column: Column) -> bool:
-    """Free text can only be missing; typed, categorical and coded columns can also be unparseable."""
-    return column.type != "string" or bool(column.accepted_values) or column.name == "country"
+    """Free text can only be missing; typed and accepted-values columns can also be unparseable."""
+    return column.type != "string" or bool(column.accepted_values)
 
 
-def source_columns(table: str) -> tuple[Column, ...]:
-    """The silver contract's business columns (everything but lineage)."""
-    return tuple(c for c in SILVER[table].columns if not c.name.startswith("_"))
-
-
-def cleaned(name: str) -> SparkColumn:
-    """Trimmed text, with empty strings as null."""
-    trimmed = F.trim(F.col(f"`{name}`"))
-    return F.when(trimmed != "", trimmed)
-
-
-def typed(column: Column) -> SparkColumn:
-    """The normalized, typed value of a raw text column; null when missing *or* unparseable."""
-    text = cleaned(column.name)
-    if column.accepted_values:
-        lookup = F.create_map(*(F.lit(v) for value in column.accepted_values for v in (value.lower(), value)))
-        return lookup[F.lower(text)]
-    if column.name == "industry":
-        return F.initcap(text)
-    if column.name == "country":
-        upper = F.upper(text)
-        for alias, code in COUNTRY_ALIASES.items():
-            upper = F.when(upper == alias, F.lit(code)).otherwise(upper)
-        return F.when(upper.isin(*sorted(ISO_COUNTRIES)), upper)
-    if column.type in ("int", "bigint"):
-        return F.when(text.rlike(_INTEGER), text.try_cast(column.spark_type))
-    decimal = _DECIMAL_TYPE.match(column.type)
-    if decimal:
-        pattern = rf"^-?[0-9]+(\.[0-9]{{1,{decimal[2]}}})?$"
-        return F.when(text.rlike(pattern), text.try_cast(column.spark_type))
-    if column.type == "date":
-        return F.when(text.rlike(_DATE), F.try_to_timestamp(text, F.lit("yyyy-MM-dd")).cast("date"))
-    return text
-
-
-def reasons(table: str) -> SparkColumn:
-    """Every row-level rule the raw row breaks (an array, empty for a valid row). Foreign keys and
-    duplicates are judged later, against other rows.
-
-    Requires the raw source columns, ``_corrupt_record`` and ``_typed`` (a struct from :func:`typed`).
-    """
-    checks: list[SparkColumn] = []
+def _table_rules(table: str) -> tuple[Rule, ...]:
+    rules = [Rule("malformed_line", table, "malformed")]
     for column in source_columns(table):
-        raw, value = cleaned(column.name), F.col(f"_typed.`{column.name}`")
         if column.required:
-            checks.append(F.when(raw.isNull(), F.lit(f"missing_{column.name}")))
+            rules.append(Rule(f"missing_{column.name}", table, "missing", (column.name,)))
         if can_be_invalid(column):
-            checks.append(F.when(raw.isNotNull() & value.isNull(), F.lit(f"invalid_{column.name}")))
-        if column.name in NON_NEGATIVE:
-            checks.append(F.when(value < 0, F.lit(f"negative_{column.name}")))
-    for rule in COMPARISONS[table]:
-        checks.append(F.when(F.col(f"_typed.{rule.left}") > F.col(f"_typed.{rule.right}"), F.lit(rule.name)))
-    row_rules = F.array_compact(F.array(*checks))
-    return F.when(F.col("_corrupt_record").isNotNull(), F.array(F.lit("malformed_line"))).otherwise(row_rules)
+            rules.append(Rule(f"invalid_{column.name}", table, "invalid", (column.name,)))
+        if column.non_negative:
+            rules.append(Rule(f"negative_{column.name}", table, "negative", (column.name,)))
+    rules += [Rule(c.name, table, "comparison", (c.left, c.right)) for c in COMPARISONS if c.table == table]
+    rules += [Rule(fk.name, table, "orphan", (fk.column,), fk.parent) for fk in FOREIGN_KEYS if fk.table == table]
+    rules.append(Rule("conflicting_duplicate", table, "conflict", SILVER[table].key))
+    return tuple(rules)
 
 
-def typed_struct(table: str) -> SparkColumn:
-    """All business columns of ``table``, normalized and typed, as one struct column."""
-    return F.struct(*(typed(c).cast(c.spark_type).alias(c.name) for c in source_columns(table)))
+RULES: tuple[Rule, ...] = tuple(rule for table in TABLES for rule in _table_rules(table))
 
 
-def all_rule_names(table: str) -> tuple[str, ...]:
+def rules_for(table: str, *kinds: RuleKind) -> tuple[Rule, ...]:
+    """The rules of ``table`` (only those of ``kinds`` when given), in declaration order."""
+    return tuple(r for r in RULES if r.table == table and (not kinds or r.kind in kinds))
+
+
+def rule_names(table: str) -> tuple[str, ...]:
     """Every rule that can quarantine a row of ``table``, for docs, Soda and tests."""
-    names = ["malformed_line"]
-    for column in source_columns(table):
-        if column.required:
-            names.append(f"missing_{column.name}")
-        if can_be_invalid(column):
-            names.append(f"invalid_{column.name}")
-        if column.name in NON_NEGATIVE:
-            names.append(f"negative_{column.name}")
-    names += [rule.name for rule in COMPARISONS[table]]
-    fk = FOREIGN_KEYS[table]
-    if fk:
-        names.append(fk[2])
-    names.append("conflicting_duplicate")
-    return tuple(names)
+    return tuple(r.name for r in rules_for(table))
+
+
+def foreign_key(table: str) -> ForeignKey | None:
+    return next((fk for fk in FOREIGN_KEYS if fk.table == table), None)
+
+
+def markdown_table() -> str:
+    """The README's rule table: one line per rule name, with the tables it applies to."""
+    by_name: dict[str, list[Rule]] = {}
+    for rule in RULES:
+        by_name.setdefault(rule.name, []).append(rule)
+    lines = ["| rule | tables | kind | severity | meaning |", "| --- | --- | --- | --- | --- |"]
+    for name, rules in by_name.items():
+        tables = ", ".join(r.table for r in rules)
+        lines.append(f"| `{name}` | {tables} | {rules[0].kind} | {rules[0].severity} | {rules[0].meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # `python -m lakehouse.rules` prints the README's rule table
+    sys.stdout.write(markdown_table())

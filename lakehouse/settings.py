@@ -22,7 +22,7 @@ from dotenv import dotenv_values
 from lakehouse.errors import ConfigurationError
 
 MASK = "**********"
-LAYERS = ("bronze", "silver", "quarantine")
+LAKE_LAYERS = ("bronze", "silver", "quarantine")  # where the lake keeps tables (gold lives in PostgreSQL)
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "lakehouse"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
@@ -151,8 +151,8 @@ class Settings:
         ``s3a://`` alone (or any URI containing ``{layer}``) gives the seed guide's bucket per layer,
         ``s3a://bronze/`` etc.; any other URI gets one folder per layer below it.
         """
-        if layer not in LAYERS:
-            raise ConfigurationError(f"unknown lake layer {layer!r}; expected one of {', '.join(LAYERS)}")
+        if layer not in LAKE_LAYERS:
+            raise ConfigurationError(f"unknown lake layer {layer!r}; expected one of {', '.join(LAKE_LAYERS)}")
         uri = self.lake_uri
         if uri.rstrip("/") == "s3a:":
             uri = "s3a://{layer}"

@@ -21,10 +21,10 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from lakehouse.objectstore import s3_client
-from lakehouse.services.containers import MinioContainerService, PostgresContainerService, docker_available
-from lakehouse.services.minio import LocalMinio, find_minio_binary
-from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres
+from lakehouse.adapters.objectstore import s3_client
+from lakehouse.errors import ServiceUnavailableError
+from lakehouse.services import provide
+from lakehouse.services.minio import find_minio_binary
 from lakehouse.settings import PostgresSettings, S3Settings, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> I
 
     ``local[2,2]`` allows one task retry, as a cluster does, so retry behaviour is tested for real.
     """
-    from lakehouse.spark import build_spark
+    from lakehouse.adapters.spark import build_spark
 
     data_dir = tmp_path_factory.mktemp("spark")
     settings = load_settings(
@@ -69,63 +69,50 @@ def spark(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> I
 
 @pytest.fixture(scope="session")
 def s3_service(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> Iterator[S3Settings]:
-    """A real S3 endpoint: from the environment, a MinIO container, or a local ``minio`` process."""
-    if env_settings.s3 is not None and env_settings.s3.endpoint_url:
-        yield env_settings.s3
-        return
-    if docker_available():
-        container = MinioContainerService()
-        yield container.start()
-        container.stop()
-        return
-    binary = find_minio_binary(env_settings.cache_dir, env_settings.minio_binary) or _build_minio(env_settings)
-    if binary is None:
-        unavailable("no S3 endpoint: set AWS_ENDPOINT_URL, start Docker, or install Go and run scripts/build-minio.sh")
-        return
-    with LocalMinio(binary, tmp_path_factory.mktemp("minio") / "data") as s3:
-        yield s3
+    """A real S3 endpoint, picked by :mod:`lakehouse.services.provide`: the environment, a MinIO container, or a
+    local ``minio`` process (built with Go on first use)."""
+    try:
+        with provide.object_store(
+            env_settings, data_dir=tmp_path_factory.mktemp("minio") / "data", docker=True, build=_build_minio
+        ) as s3:
+            yield s3
+    except ServiceUnavailableError as exc:
+        unavailable(str(exc))
 
 
-def _build_minio(settings: Settings) -> Path | None:
+def _build_minio() -> Path | None:
     """Last resort on a machine with Go but no Docker: build the pinned MinIO once into the cache."""
     if shutil.which("go") is None:
         return None
     print("\nbuilding the pinned MinIO server with Go (first run only, a few minutes)...", flush=True)
+    cache_dir = load_settings(dotenv_path=None).cache_dir
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "build-minio.sh")],
-        env=os.environ | {"LAKEHOUSE_CACHE_DIR": str(settings.cache_dir)},
+        env=os.environ | {"LAKEHOUSE_CACHE_DIR": str(cache_dir)},
         capture_output=True,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
         unavailable(f"building MinIO failed: {proc.stderr.strip()[-500:]}")
-    return find_minio_binary(settings.cache_dir)
+    return find_minio_binary(cache_dir)
 
 
 @pytest.fixture(scope="session")
 def pg_service(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> Iterator[PostgresSettings]:
-    """A real PostgreSQL: from the PG* variables, a container, or an embedded server."""
-    if env_settings.postgres is not None:
-        try:
-            wait_for_postgres(env_settings.postgres, timeout_s=10)
-        except Exception as exc:
-            unavailable(f"PG* variables are set but PostgreSQL does not answer: {exc}")
-        yield env_settings.postgres
-        return
-    if docker_available():
-        container = PostgresContainerService()
-        yield container.start()
-        container.stop()
-        return
-    with LocalPostgres(PostgresBinaries.embedded(), tmp_path_factory.mktemp("pg") / "data") as pg:
-        yield pg
+    """A real PostgreSQL, picked by :mod:`lakehouse.services.provide`: the PG* variables, a container, or an
+    embedded server in a temporary data dir."""
+    try:
+        with provide.postgres(env_settings, data_dir=tmp_path_factory.mktemp("pg") / "data", docker=True) as pg:
+            yield pg
+    except ServiceUnavailableError as exc:
+        unavailable(f"PostgreSQL is not available: {exc}")
 
 
 @pytest.fixture
 def s3_bucket(s3_service: S3Settings, spark: Any) -> Iterator[str]:
     """A fresh, uniquely named bucket, emptied and removed afterwards; Spark is pointed at the endpoint."""
-    from lakehouse.spark import configure_s3a
+    from lakehouse.adapters.spark import configure_s3a
 
     configure_s3a(spark, s3_service)
     client = s3_client(s3_service)

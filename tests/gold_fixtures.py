@@ -14,13 +14,13 @@ from typing import Any
 
 from psycopg2 import sql
 
+from lakehouse.adapters.warehouse import connect, create_table_sql
 from lakehouse.contracts import SILVER
 from lakehouse.settings import PostgresSettings
-from lakehouse.warehouse import connect, create_table_sql
 
 Row = dict[str, Any]
 
-FIRST_BATCH = ("batch-0001", dt.datetime(2024, 3, 15, 6, 0, tzinfo=dt.timezone.utc))
+FIRST_BATCH = ("batch-0001", dt.datetime(2024, 3, 15, 6, 0, tzinfo=dt.UTC))
 FIRST_DAY = dt.date(2024, 3, 1)
 DAYS = 14
 CENT = Decimal("0.01")
@@ -142,7 +142,7 @@ def rebuild_silver(pg: PostgresSettings) -> None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 # ------------------------------------------------------------------------------------------------------------

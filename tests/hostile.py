@@ -8,7 +8,7 @@ from typing import Any
 
 from lakehouse.contracts import Column, Table
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 HOSTILE = Table(
     name="hostile",

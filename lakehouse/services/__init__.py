@@ -1,13 +1,25 @@
-"""Servers the lakehouse talks to, as local processes or containers, each yielding a settings object.
+"""Servers the lakehouse talks to, as local processes or containers, behind one :class:`Service` shape.
 
-Every provider has the same shape: ``start()`` returns the frozen settings a client needs, ``stop()``
-stops only what the provider started. The runner uses the embedded PostgreSQL; tests pick a provider
-in the order environment → Docker (testcontainers) → local processes.
+``start()`` returns the frozen settings a client needs; ``stop()`` stops only what the provider started.
+:mod:`lakehouse.services.provide` is the one place that picks a provider, for the runner and the test fixtures
+alike: the configured endpoint (``PG*``, ``AWS_ENDPOINT_URL``) first, then Docker (testcontainers) where allowed,
+then a local process (the embedded PostgreSQL, a ``minio`` build).
 """
 
 from __future__ import annotations
 
 import socket
+from typing import Protocol, TypeVar
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Service(Protocol[T_co]):
+    """A server that can be started (returning its client settings) and stopped if this object started it."""
+
+    def start(self) -> T_co: ...
+
+    def stop(self) -> None: ...
 
 
 def free_port() -> int:

@@ -23,10 +23,10 @@ from types import TracebackType
 import psycopg2
 from psycopg2 import sql
 
+from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import free_port
 from lakehouse.settings import PostgresSettings
-from lakehouse.warehouse import connect
 
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "campaign_analytics"
@@ -102,8 +102,7 @@ class LocalPostgres:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.started_here:
-            self.stop()
+        self.stop()
 
     @property
     def log_file(self) -> Path:
@@ -111,7 +110,7 @@ class LocalPostgres:
 
     def start(self) -> PostgresSettings:
         """Initialise the cluster if new, start it unless it already runs, and make sure the database exists."""
-        running_port = self._running_port()
+        running_port = self.running_port()
         if running_port is None:
             self._initdb()
             self.port = self.port or free_port()
@@ -135,11 +134,17 @@ class LocalPostgres:
         return settings
 
     def stop(self) -> None:
-        if self._running_port() is not None:
+        """Stop the server if this object started it (a server someone else started keeps running)."""
+        if self.started_here:
+            self.stop_server()
+
+    def stop_server(self) -> None:
+        """Stop the server running in ``data_dir``, whoever started it (``runner.py db stop``)."""
+        if self.running_port() is not None:
             self._pg_ctl("stop", "-w", "-m", "fast")
         self.started_here = False
 
-    def _running_port(self) -> int | None:
+    def running_port(self) -> int | None:
         """The port from ``postmaster.pid`` when that postmaster is alive, else None."""
         pid_file = self.data_dir / "postmaster.pid"
         try:

@@ -22,17 +22,17 @@ import pytest
 import yaml
 from psycopg2 import sql
 
+from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import ServiceUnavailableError
-from lakehouse.gold import DBT_PROJECT_DIR, GoldResult, docs_generate, list_nodes, run_gold
+from lakehouse.gold import DBT_PROJECT_DIR, GoldResult, docs_generate, run_gold
 from lakehouse.settings import PostgresSettings, Secret
-from lakehouse.warehouse import connect
 from tests.gold_fixtures import PERFORMANCE, create_silver, expected_marts, rebuild_silver
 
 pytestmark = pytest.mark.integration
 
 # Later bronze runs: each run stamps its rows with one, newer, ingestion time.
-SECOND_BATCH = ("batch-0002", dt.datetime(2024, 3, 16, 6, 0, tzinfo=dt.timezone.utc))
-THIRD_BATCH = ("batch-0003", dt.datetime(2024, 3, 17, 6, 0, tzinfo=dt.timezone.utc))
+SECOND_BATCH = ("batch-0002", dt.datetime(2024, 3, 16, 6, 0, tzinfo=dt.UTC))
+THIRD_BATCH = ("batch-0003", dt.datetime(2024, 3, 17, 6, 0, tzinfo=dt.UTC))
 MARTS = {  # table: key columns, in the order rows are compared
     "analytics.campaign_performance_summary": ("campaign_id",),
     "analytics.advertiser_performance": ("advertiser_id",),
@@ -119,8 +119,8 @@ def test_first_build_is_green_on_every_layer(first_build: GoldResult, warehouse:
     assert {t["name"] for t in tables} == set(MARTS) | set(CORE)
 
 
-def test_project_declares_at_least_150_data_tests(warehouse: PostgresSettings, target_dir: Path) -> None:
-    tests = list_nodes(warehouse, "test", target_dir=target_dir)
+def test_project_declares_at_least_150_data_tests(first_build: GoldResult) -> None:
+    tests = [n.name for n in first_build.nodes if n.resource_type == "test"]
     assert len(tests) >= 150, len(tests)
     assert len(set(tests)) == len(tests)
 

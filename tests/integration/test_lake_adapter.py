@@ -11,7 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import lake
+from lakehouse.adapters import lake
 from tests.hostile import HOSTILE, hostile_rows
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from chispa import assert_df_equality
 
-from lakehouse import lake
-from lakehouse.objectstore import s3_client
+from lakehouse.adapters import lake
+from lakehouse.adapters.objectstore import s3_client
 from lakehouse.settings import S3Settings
 
 pytestmark = pytest.mark.integration

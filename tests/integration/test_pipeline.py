@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import bronze, lake
+from lakehouse.adapters import lake
+from lakehouse.adapters.warehouse import connect
+from lakehouse.bronze import layer as bronze
+from lakehouse.bronze.ingest_log import completed_batches
+from lakehouse.bronze.landing import discover
 from lakehouse.contracts import TABLES
-from lakehouse.generator import generate
-from lakehouse.ingest_log import completed_batches
-from lakehouse.landing import discover
+from lakehouse.sample import generate
 from lakehouse.settings import PostgresSettings, S3Settings, Settings, load_settings
-from lakehouse.silver_layer import build_silver
-from lakehouse.warehouse import connect
+from lakehouse.silver.layer import build_silver
 
 pytestmark = pytest.mark.integration
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _query(pg: PostgresSettings, query: str) -> list[tuple[Any, ...]]:

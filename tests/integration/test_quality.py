@@ -14,13 +14,12 @@ import pytest
 from psycopg2 import sql
 
 from lakehouse import bookkeeping
-from lakehouse.bronze import raw_table
-from lakehouse.contracts import TABLES, quarantine_table
+from lakehouse.adapters.warehouse import connect, create_table_sql
+from lakehouse.contracts import LAYERS, TABLES, quarantine_table, raw_table
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.gold import run_gold
-from lakehouse.quality import LAYERS, CheckResult, LayerQuality, has_failures, scan_layer, validate_configuration
+from lakehouse.quality import CheckResult, LayerQuality, has_failures, scan_layer, validate_configuration
 from lakehouse.settings import PostgresSettings, Secret
-from lakehouse.warehouse import connect, create_table_sql
 from tests.gold_fixtures import FIRST_BATCH, PERFORMANCE, SILVER_ROWS, create_silver
 
 pytestmark = pytest.mark.integration
@@ -149,7 +148,7 @@ def test_silver_broken_with_sql_fails_the_named_rule_checks(warehouse: PostgresS
 
 
 def test_warn_conditions_are_reported_and_do_not_fail_the_layer(warehouse: PostgresSettings) -> None:
-    two_days_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
+    two_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
     run_sql(warehouse, "update silver.advertisers set _silver_processed_at = %s", (two_days_ago,))
     batch_id, ingested_at = FIRST_BATCH
     lineage = {"_batch_id": batch_id, "_source_file": "a.csv", "_ingestion_timestamp": ingested_at}

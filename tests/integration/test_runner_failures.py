@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.generator import generate
+from lakehouse.adapters.warehouse import connect
+from lakehouse.sample import generate
 from lakehouse.services import free_port
 from lakehouse.settings import PostgresSettings
-from lakehouse.warehouse import connect
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from psycopg2 import sql
 
+from lakehouse.adapters.loader import LoadError, load
+from lakehouse.adapters.warehouse import connect, create_table_sql
 from lakehouse.contracts import Column, Table
-from lakehouse.loader import LoadError, load
 from lakehouse.settings import PostgresSettings
-from lakehouse.warehouse import connect, create_table_sql
 from tests.hostile import HOSTILE, hostile_rows
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from chispa import assert_df_equality
 
-from lakehouse.bronze import file_stats, parse_files, records_only, with_bronze_metadata
+from lakehouse.bronze.landing import discover
+from lakehouse.bronze.parse import file_stats, parse_files
+from lakehouse.bronze.transforms import records_only, with_bronze_metadata
 from lakehouse.contracts import SOURCE_COLUMNS, bronze_table
-from lakehouse.landing import discover
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ADVERTISERS = SOURCE_COLUMNS["advertisers"]
 
 

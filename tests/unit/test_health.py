@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lakehouse.errors import ServiceUnavailableError
-from lakehouse.health import CheckResult, run_check
+from lakehouse.health import Probe as CheckResult
+from lakehouse.health import run_check
 
 
 def test_lines_say_ok_warn_or_fail_and_show_the_fix_only_when_useful() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse.adapters.jars import DELTA, HADOOP_VERSION, S3A, Artifact, check_hadoop_version, resolve_jars
 from lakehouse.errors import JarResolutionError
-from lakehouse.jars import DELTA, HADOOP_VERSION, S3A, Artifact, check_hadoop_version, resolve_jars
 
 
 def _publish(repo: Path, group: str, name: str, version: str, content: bytes) -> Artifact:

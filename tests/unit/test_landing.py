@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lakehouse.landing import HeaderMismatchError, ParseStats, discover, match_header, parse_records, table_of
+from lakehouse.bronze.landing import HeaderMismatchError, ParseStats, discover, match_header, parse_records, table_of
 
 COLUMNS = ("advertiser_id", "advertiser_name", "industry", "country", "account_manager")
 HEADER = ",".join(COLUMNS) + "\n"

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from lakehouse import quality, quality_checks
-from lakehouse.contracts import SILVER, TABLES
-from lakehouse.rules import all_rule_names
+from lakehouse.quality import scan as quality
+from lakehouse.contracts import LAYERS, SILVER, TABLES
+from lakehouse.quality import checks as quality_checks
+from lakehouse.rules import rule_names as all_rule_names
 
 GENERATED_FOLDERS = ("bronze", "silver")
 
@@ -40,7 +41,7 @@ def test_committed_check_files_are_what_the_generator_writes() -> None:
         for path in (quality.CHECKS_DIR / folder).glob("*.yml")
     }
     assert committed == quality_checks.generated_checks(), (
-        "run `python -m lakehouse.quality_checks --write-checks` and commit"
+        "run `python -m lakehouse.quality.checks --write-checks` and commit"
     )
 
 
@@ -101,7 +102,7 @@ def test_every_check_folder_has_a_configured_data_source() -> None:
     folders = {path.parent.name for path in all_check_files()}
 
     assert {quality.DATA_SOURCE_PREFIX + folder for folder in folders} <= configured
-    assert set(quality.LAYERS) == {path.relative_to(quality.CHECKS_DIR).parts[0] for path in all_check_files()}
+    assert set(LAYERS) == {path.relative_to(quality.CHECKS_DIR).parts[0] for path in all_check_files()}
 
 
 def configuration() -> dict[str, dict[str, Any]]:

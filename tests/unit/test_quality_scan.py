@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse import quality
+from lakehouse.quality import scan as quality
 from lakehouse.quality import CheckResult, LayerQuality, QualityError, has_failures, scan_layer
 from lakehouse.settings import PostgresSettings, Secret
 
@@ -85,7 +85,7 @@ def test_importing_soda_through_quality_sends_no_telemetry_and_writes_nothing_ho
     script = """
         from pathlib import Path
         from opentelemetry import trace
-        from lakehouse import quality
+        from lakehouse.quality import scan as quality
         from lakehouse.settings import PostgresSettings
         try:
             quality.scan_layer(PostgresSettings("db.invalid", 1, "u", "d"), "silver",

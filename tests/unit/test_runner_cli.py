@@ -29,7 +29,7 @@ def test_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exit_info:
         runner.main(["bogus"])
 
-    assert exit_info.value.code == runner.EXIT_USAGE
+    assert exit_info.value.code == runner.ExitCode.USAGE
 
 
 def test_configuration_error_exits_3_with_the_variable_named(tmp_path: Path) -> None:
@@ -43,6 +43,6 @@ def test_configuration_error_exits_3_with_the_variable_named(tmp_path: Path) -> 
         timeout=60,
     )
 
-    assert proc.returncode == runner.EXIT_CONFIG
+    assert proc.returncode == runner.ExitCode.CONFIG
     assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -10,10 +10,17 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.contracts import SILVER, bronze_table
-from lakehouse.rules import all_rule_names
-from lakehouse.silver import classify, quarantine_rows, silver_rows, with_orphan_reasons, with_outcome, with_row_reasons
+from lakehouse.rules import rule_names as all_rule_names
+from lakehouse.silver.transforms import (
+    classify,
+    quarantine_rows,
+    silver_rows,
+    with_orphan_reasons,
+    with_outcome,
+    with_row_reasons,
+)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 AT = dt.datetime(2024, 2, 9, 10, tzinfo=UTC)
 
 

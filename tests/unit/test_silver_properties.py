@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lakehouse.contracts import SOURCE_COLUMNS, bronze_table
-from lakehouse.silver import SILVER_ROW, classify
+from lakehouse.silver.transforms import SILVER_ROW, classify
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 COLUMNS = SOURCE_COLUMNS["performance"]
 PARENT_CAMPAIGNS = (10, 11)
 _INT = re.compile(r"^-?[0-9]+$")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse.adapters.spark import MIN_JAVA, java_major_version, spark_conf
 from lakehouse.errors import JavaNotFoundError
 from lakehouse.settings import load_settings
-from lakehouse.spark import MIN_JAVA, java_major_version, spark_conf
 
 S3_ENV = {
     "LAKEHOUSE_LAKE_URI": "s3a://",

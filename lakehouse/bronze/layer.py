@@ -13,25 +13,23 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import lake
-from lakehouse.contracts import SOURCE_COLUMNS, TABLES, Table, bronze_table
+from lakehouse.adapters import lake
+from lakehouse.adapters.loader import TableLoad, load_many
+from lakehouse.bronze.ingest_log import Batch, ingest_log_uri, log_rows, read_ingest_log
+from lakehouse.bronze.landing import LandingFile
+from lakehouse.bronze.parse import file_stats, parse_files
+from lakehouse.bronze.transforms import records_only, with_bronze_metadata
+from lakehouse.contracts import TABLES, bronze_table, raw_table
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest_log import Batch, ingest_log_uri, log_rows, read_ingest_log
-from lakehouse.landing import LandingFile, ParseStats, parse_records
-from lakehouse.loader import TableLoad, load_many
+from lakehouse.report import SummaryRow
 from lakehouse.settings import PostgresSettings, Settings
 
 log = logging.getLogger(__name__)
-
-_STATS = ("_records", "_corrupt", "_blank_lines")
-_ARROW_BATCH = 8192
 
 
 @dataclass
@@ -53,97 +51,28 @@ class BronzeReport:
     skipped_files: list[str] = field(default_factory=list)
     warehouse_seconds: float = 0.0
 
-
-# ---- pure transforms ------------------------------------------------------------------------------------------
-
-
-def parsed_schema(table: str) -> str:
-    """Rows of :func:`parse_files`: source columns, ``_corrupt_record``, ``_source_file`` and per-file stats."""
-    sources = ", ".join(f"`{c}` string" for c in SOURCE_COLUMNS[table])
-    return f"{sources}, _corrupt_record string, _source_file string, " + ", ".join(f"{s} long" for s in _STATS)
-
-
-def records_only(parsed: DataFrame, table: str) -> DataFrame:
-    """Drop the per-file stats rows of :func:`parse_files`; one row per landing record remains."""
-    return parsed.where(F.col("_records").isNull()).select(*SOURCE_COLUMNS[table], "_corrupt_record", "_source_file")
-
-
-def with_bronze_metadata(df: DataFrame, *, table: str, batch_id: str, ingested_at: dt.datetime) -> DataFrame:
-    """Add ``_ingestion_timestamp`` (UTC), ``_batch_id`` and ``ingest_date`` (the UTC date of the run).
-
-    Input: one row per record with the source columns, ``_corrupt_record`` and ``_source_file``.
-    Output: the same rows in the bronze contract's column order. Nulls are kept as they are.
-    """
-    if ingested_at.tzinfo is None:
-        raise ValueError("ingested_at must be timezone-aware (UTC)")
-    instant = ingested_at.astimezone(dt.timezone.utc)
-    return df.select(
-        *SOURCE_COLUMNS[table],
-        "_corrupt_record",
-        F.lit(instant).cast("timestamp").alias("_ingestion_timestamp"),
-        F.lit(batch_id).alias("_batch_id"),
-        "_source_file",
-        F.lit(instant.date()).alias("ingest_date"),
-    )
-
-
-# ---- parsing on the executors ---------------------------------------------------------------------------------
-
-
-def _parse_batches(table: str):  # type: ignore[no-untyped-def]  # returns a mapInArrow function
-    columns = SOURCE_COLUMNS[table]
-    names = [*columns, "_corrupt_record", "_source_file", *_STATS]
-    schema = pa.schema(
-        [(n, pa.string()) for n in (*columns, "_corrupt_record", "_source_file")] + [(s, pa.int64()) for s in _STATS]
-    )
-
-    def flush(rows: list[tuple[object, ...]]) -> pa.RecordBatch:
-        return pa.RecordBatch.from_arrays([pa.array(col) for col in zip(*rows, strict=True)], schema=schema)
-
-    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        rows: list[tuple[object, ...]] = []
-        for batch in batches:
-            for path, content in zip(
-                batch.column("path").to_pylist(), batch.column("content").to_pylist(), strict=True
-            ):
-                name = path.rsplit("/", 1)[-1]
-                stats = ParseStats()
-                for values, corrupt in parse_records(content.decode("utf-8"), columns, file=name, stats=stats):
-                    rows.append((*values, corrupt, name, None, None, None))
-                    if len(rows) >= _ARROW_BATCH:
-                        yield flush(rows)
-                        rows = []
-                rows.append((*([None] * (len(columns) + 1)), name, stats.records, stats.corrupt, stats.blank_lines))
-        if rows:
-            yield flush(rows)
-
-    assert len(names) == len(schema)
-    return run
-
-
-def parse_files(spark: SparkSession, table: str, files: list[LandingFile]) -> DataFrame:
-    """Parse ``files`` (all of one table) on the executors; one task per file. The result is cached."""
-    raw = spark.read.format("binaryFile").load([f.path.resolve().as_uri() for f in files])
-    return raw.select("path", "content").mapInArrow(_parse_batches(table), parsed_schema(table)).cache()
-
-
-def file_stats(parsed: DataFrame) -> dict[str, tuple[int, int, int]]:
-    """``{file: (records, corrupt, blank lines)}`` from the stats rows of :func:`parse_files`."""
-    rows = parsed.where(F.col("_records").isNotNull()).select("_source_file", *_STATS).collect()
-    return {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in rows}
-
-
-# ---- the layer ------------------------------------------------------------------------------------------------
-
-
-def raw_table(table: str) -> Table:
-    """The PostgreSQL mirror's contract: ``bronze.raw_<table>``."""
-    return replace(bronze_table(table), name=f"raw_{table}")
+    def summary_rows(self) -> list[SummaryRow]:
+        """One summary row per table, then the PostgreSQL publish."""
+        rows = [
+            SummaryRow(
+                "bronze",
+                t.table,
+                files=t.files,
+                rows_in=t.rows,
+                rows_out=t.rows,
+                corrupt=t.corrupt,
+                csv_bytes=t.csv_bytes,
+                parquet_bytes=t.parquet_bytes,
+                seconds=t.seconds,
+            )
+            for t in self.tables.values()
+        ]
+        return [*rows, SummaryRow("bronze", "-> PostgreSQL", seconds=self.warehouse_seconds)]
 
 
 def new_batch_id(now: dt.datetime) -> str:
     """Sortable by time: ``20240209T101500Z-1a2b3c4d``."""
-    return f"{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def ingest(
@@ -170,7 +99,7 @@ def ingest(
         else:
             fresh[f.content_hash] = f
     if fresh:
-        when = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+        when = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         batches.append(Batch(new_batch_id(when), when, tuple(fresh.values())))
     for batch in batches:
         _run_batch(spark, settings, pg, batch, log_uri, report)

@@ -1,4 +1,4 @@
-"""Silver: typed, validated, deduplicated tables, rebuilt in full from every completed bronze batch.
+"""Silver's pure transforms: classify bronze rows into silver, quarantine, duplicates and superseded versions.
 
 Every bronze row ends in exactly one place — silver, quarantine (with every rule it breaks), ``duplicates``
 (an identical copy of a valid row in the same batch) or ``superseded`` (a valid version from an older batch
@@ -19,8 +19,9 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.contracts import SILVER, SOURCE_COLUMNS, quarantine_table
-from lakehouse.rules import FOREIGN_KEYS, reasons, source_columns, typed_struct
+from lakehouse.contracts import SILVER, SOURCE_COLUMNS, quarantine_table, source_columns
+from lakehouse.rules import foreign_key
+from lakehouse.silver.validation import reasons, typed_struct
 
 SILVER_ROW, QUARANTINED, DUPLICATE, SUPERSEDED = "silver", "quarantined", "duplicate", "superseded"
 OUTCOMES = (SILVER_ROW, QUARANTINED, DUPLICATE, SUPERSEDED)
@@ -36,10 +37,10 @@ def with_row_reasons(bronze: DataFrame, table: str) -> DataFrame:
 
 def with_orphan_reasons(df: DataFrame, table: str, parent: DataFrame | None) -> DataFrame:
     """Append the orphan rule to rows whose foreign key is not a key of the final silver ``parent``."""
-    fk = FOREIGN_KEYS[table]
+    fk = foreign_key(table)
     if fk is None:
         return df
-    column, parent_table, rule = fk
+    column, parent_table, rule = fk.column, fk.parent, fk.name
     if parent is None:
         raise ValueError(f"{table} needs the silver {parent_table} table to check {column}")
     parent_key = SILVER[parent_table].key[0]
@@ -101,16 +102,18 @@ def quarantine_rows(classified: DataFrame, table: str, *, processed_at: dt.datet
 def _processed(at: dt.datetime) -> SparkColumn:
     if at.tzinfo is None:
         raise ValueError("processed_at must be timezone-aware (UTC)")
-    return F.lit(at.astimezone(dt.timezone.utc)).cast("timestamp").alias("_silver_processed_at")
+    return F.lit(at.astimezone(dt.UTC)).cast("timestamp").alias("_silver_processed_at")
 
 
-def outcome_counts(classified: DataFrame) -> dict[str, int]:
-    counts = dict.fromkeys(OUTCOMES, 0)
-    counts |= {r["_outcome"]: int(r["count"]) for r in classified.groupBy("_outcome").count().collect()}
-    return counts
+def tally(classified: DataFrame) -> DataFrame:
+    """Counts of a classification in one pass: one row per ``(_outcome, _rule)`` with ``rows`` (rows with that
+    outcome, counted under their first rule) and ``broken`` (rows breaking ``_rule``; null for unbroken rows).
 
-
-def rule_counts(classified: DataFrame) -> dict[str, int]:
-    """Quarantined rows per rule (a row counts once under each rule it breaks)."""
-    exploded = classified.where(F.col("_outcome") == QUARANTINED).select(F.explode("_reasons").alias("rule"))
-    return {r["rule"]: int(r["count"]) for r in exploded.groupBy("rule").count().collect()}
+    Sum ``rows`` by ``_outcome`` for the outcome counts, ``broken`` by ``_rule`` for quarantined rows per rule.
+    """
+    reasons_if_quarantined = F.when(F.col("_outcome") == QUARANTINED, F.col("_reasons"))
+    exploded = classified.select("_outcome", F.posexplode_outer(reasons_if_quarantined).alias("_pos", "_rule"))
+    first = F.col("_pos").isNull() | (F.col("_pos") == 0)
+    return exploded.groupBy("_outcome", "_rule").agg(
+        F.count(F.when(first, F.lit(1))).alias("rows"), F.count("_rule").alias("broken")
+    )

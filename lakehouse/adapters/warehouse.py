@@ -1,6 +1,7 @@
-"""PostgreSQL, the warehouse: connections, DDL generated from the table contracts, and the batch ledger.
+"""PostgreSQL, the warehouse: connections and DDL generated from the table contracts.
 
-Every identifier is quoted with :mod:`psycopg2.sql`. Loading data is :mod:`lakehouse.loader`'s job.
+Every identifier is quoted with :mod:`psycopg2.sql`. Loading data is :mod:`lakehouse.adapters.loader`'s job; the
+``ops`` tables are :mod:`lakehouse.bookkeeping`'s.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from psycopg2.extensions import connection
 
 from lakehouse.contracts import Table
 from lakehouse.settings import PostgresSettings
-
-LEDGER = ("ops", "loaded_batches")
 
 
 def connect(pg: PostgresSettings, *, autocommit: bool = False) -> connection:
@@ -44,24 +43,3 @@ def ensure_table(conn: connection, schema: str, table: Table) -> None:
     with conn.cursor() as cur:
         cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
         cur.execute(create_table_sql(schema, table))
-
-
-def ensure_ledger(conn: connection) -> None:
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(LEDGER[0])))
-        cur.execute(
-            sql.SQL(
-                "create table if not exists {} ("
-                " target text not null, batch_id text not null, rows bigint not null,"
-                " loaded_at timestamptz not null default now(), primary key (target, batch_id))"
-            ).format(sql.Identifier(*LEDGER))
-        )
-
-
-def batch_loaded(conn: connection, target: str, batch_id: str) -> bool:
-    with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("select 1 from {} where target = %s and batch_id = %s").format(sql.Identifier(*LEDGER)),
-            (target, batch_id),
-        )
-        return cur.fetchone() is not None

@@ -3,34 +3,25 @@ and to PostgreSQL (all six tables published in one transaction), and reconcile t
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
 
-from psycopg2 import sql
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse import bronze, lake
+from lakehouse.adapters import lake
+from lakehouse.adapters.loader import TableLoad, load_many
+from lakehouse.bookkeeping import Reconciliation, record_reconciliation
+from lakehouse.bronze.ingest_log import completed_batches
+from lakehouse.bronze.layer import read_bronze
 from lakehouse.contracts import SILVER, TABLES, quarantine_table
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest_log import completed_batches
-from lakehouse.loader import TableLoad, load_many
+from lakehouse.report import SummaryRow
 from lakehouse.settings import PostgresSettings, Settings
-from lakehouse.silver import (
-    DUPLICATE,
-    SUPERSEDED,
-    classify,
-    outcome_counts,
-    quarantine_rows,
-    rule_counts,
-    silver_rows,
-)
-from lakehouse.warehouse import connect
+from lakehouse.silver.transforms import DUPLICATE, OUTCOMES, SUPERSEDED, classify, quarantine_rows, silver_rows, tally
 
 log = logging.getLogger(__name__)
-RECONCILIATION = ("ops", "reconciliation")
 
 
 class ReconciliationError(LakehouseError):
@@ -53,6 +44,11 @@ class SilverTableReport:
     def reconciled(self) -> bool:
         return self.bronze_rows == self.silver_rows + self.quarantined + self.duplicates + self.superseded
 
+    def reconciliation(self) -> Reconciliation:
+        return Reconciliation(
+            self.table, self.bronze_rows, self.silver_rows, self.quarantined, self.duplicates, self.superseded
+        )
+
 
 @dataclass
 class SilverReport:
@@ -60,11 +56,44 @@ class SilverReport:
     tables: dict[str, SilverTableReport]
     warehouse_seconds: float = 0.0
 
+    def summary_rows(self) -> list[SummaryRow]:
+        """One summary row per table, then the PostgreSQL publish."""
+        rows = [
+            SummaryRow(
+                "silver",
+                t.table,
+                rows_in=t.bronze_rows,
+                rows_out=t.silver_rows,
+                quarantined=t.quarantined,
+                duplicates=t.duplicates,
+                superseded=t.superseded,
+                parquet_bytes=t.parquet_bytes,
+                seconds=t.seconds,
+            )
+            for t in self.tables.values()
+        ]
+        return [*rows, SummaryRow("silver", "-> PostgreSQL", seconds=self.warehouse_seconds)]
+
+    def check_reconciled(self) -> None:
+        """Raise :class:`ReconciliationError` naming every table whose counts do not balance."""
+        broken = [t for t in self.tables.values() if not t.reconciled]
+        if broken:
+            details = "; ".join(
+                f"{t.table}: bronze {t.bronze_rows} != silver {t.silver_rows} + quarantined {t.quarantined} + "
+                f"duplicates {t.duplicates} + superseded {t.superseded}"
+                for t in broken
+            )
+            raise ReconciliationError(f"silver does not reconcile with bronze ({details})")
+
 
 def build_silver(
     spark: SparkSession, settings: Settings, pg: PostgresSettings, *, run_id: str, processed_at: dt.datetime
 ) -> SilverReport:
-    """Rebuild silver and quarantine from every completed bronze batch; raise if counts do not reconcile."""
+    """Rebuild silver and quarantine from every completed bronze batch, and record the reconciliation.
+
+    Raises:
+        ReconciliationError: a table's counts do not balance (recorded in ``ops.reconciliation`` first).
+    """
     batches = completed_batches(spark, settings)
     report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES})
     loads: list[TableLoad] = []
@@ -72,14 +101,13 @@ def build_silver(
     parent: DataFrame | None = None
     for table in TABLES:  # parents first: foreign keys are checked against the final silver parent
         started = time.monotonic()
-        source = bronze.read_bronze(spark, settings, table, batches)
+        source = read_bronze(spark, settings, table, batches)
         classified = classify(source, table, parent).cache()
         cached.append(classified)
         entry = report.tables[table]
         entry.bronze_rows = source.count()
-        counts = outcome_counts(classified)
+        counts, entry.by_rule = _counts(classified)
         entry.duplicates, entry.superseded = counts[DUPLICATE], counts[SUPERSEDED]
-        entry.by_rule = rule_counts(classified)
         good = silver_rows(classified, table, processed_at=processed_at)
         bad = quarantine_rows(classified, table, processed_at=processed_at)
         written = lake.write_table(
@@ -101,42 +129,16 @@ def build_silver(
     report.warehouse_seconds = time.monotonic() - started
     for frame in cached:
         frame.unpersist()
-    record_reconciliation(pg, report)
-    broken = [t for t in report.tables.values() if not t.reconciled]
-    if broken:
-        details = "; ".join(
-            f"{t.table}: bronze {t.bronze_rows} != silver {t.silver_rows} + quarantined {t.quarantined} + "
-            f"duplicates {t.duplicates} + superseded {t.superseded}"
-            for t in broken
-        )
-        raise ReconciliationError(f"silver does not reconcile with bronze ({details})")
+    record_reconciliation(pg, report.run_id, [t.reconciliation() for t in report.tables.values()])
+    report.check_reconciled()
     return report
 
 
-def record_reconciliation(pg: PostgresSettings, report: SilverReport) -> None:
-    """One row per table in ``ops.reconciliation`` (run id, each count, whether it balanced)."""
-    target = sql.Identifier(*RECONCILIATION)
-    with contextlib.closing(connect(pg)) as conn, conn, conn.cursor() as cur:
-        cur.execute("create schema if not exists ops")
-        cur.execute(
-            sql.SQL(
-                "create table if not exists {} (run_id text not null, table_name text not null,"
-                " bronze_rows bigint not null, silver_rows bigint not null, quarantined bigint not null,"
-                " duplicates bigint not null, superseded bigint not null, reconciled boolean not null,"
-                " checked_at timestamptz not null default now(), primary key (run_id, table_name))"
-            ).format(target)
-        )
-        for t in report.tables.values():
-            cur.execute(
-                sql.SQL("insert into {} values (%s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing").format(target),
-                (
-                    report.run_id,
-                    t.table,
-                    t.bronze_rows,
-                    t.silver_rows,
-                    t.quarantined,
-                    t.duplicates,
-                    t.superseded,
-                    t.reconciled,
-                ),
-            )
+def _counts(classified: DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows per outcome and quarantined rows per rule, from one Spark job."""
+    outcomes, by_rule = dict.fromkeys(OUTCOMES, 0), dict[str, int]()
+    for row in tally(classified).collect():
+        outcomes[row["_outcome"]] += int(row["rows"])
+        if row["_rule"] is not None:
+            by_rule[row["_rule"]] = by_rule.get(row["_rule"], 0) + int(row["broken"])
+    return outcomes, by_rule

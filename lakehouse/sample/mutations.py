@@ -1,6 +1,6 @@
 """Row mutations of the sample-data generator: each changes one landing row's values in place, from a random stream.
 
-The defect catalog (:mod:`lakehouse.generator_defects`) composes them into defect kinds. A mutation takes the
+The defect catalog (:mod:`lakehouse.sample.defects`) composes them into defect kinds. A mutation takes the
 row's values (column name to text, as written) and the table's defect stream, and must draw from the stream in a
 fixed order so the same seed gives the same files.
 """
@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from lakehouse.contracts import Column
-from lakehouse.generator_lines import Values
+from lakehouse.sample.lines import Values
 
 Mutation = Callable[[Values, random.Random], None]
 

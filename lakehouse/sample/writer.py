@@ -4,9 +4,9 @@
 performance one file per ISO week of 2024) and ``manifest.json``, which predicts exactly what Silver concludes:
 rows kept, copies collapsed, rows quarantined and under which rules. Same arguments, byte-identical files.
 
-This module writes the files and the manifest. Clean rows come from :mod:`lakehouse.generator_data`, grouped into
-files by :mod:`lakehouse.generator_sources`; defect kinds are cataloged in :mod:`lakehouse.generator_defects` and
-placed by :mod:`lakehouse.generator_plan`.
+This module writes the files and the manifest. Clean rows come from :mod:`lakehouse.sample.data`, grouped into
+files by :mod:`lakehouse.sample.sources`; defect kinds are cataloged in :mod:`lakehouse.sample.defects` and
+placed by :mod:`lakehouse.sample.plan`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.contracts import SOURCE_COLUMNS, TABLES
-from lakehouse.generator_data import Row, random_stream
-from lakehouse.generator_defects import DUPLICATE_KINDS
-from lakehouse.generator_lines import Injected, format_record
-from lakehouse.generator_plan import TablePlan, plan_table
-from lakehouse.generator_sources import Source, sources
+from lakehouse.sample.data import Row, random_stream
+from lakehouse.sample.defects import DUPLICATE_KINDS
+from lakehouse.sample.lines import Injected, format_record
+from lakehouse.sample.plan import TablePlan, plan_table
+from lakehouse.sample.sources import Source, sources
 
 
 def _layout(table: str, shuffled: bool, rng: random.Random) -> tuple[tuple[str, ...], tuple[str, ...]]:

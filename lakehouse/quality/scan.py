@@ -10,7 +10,7 @@ check can fail. A check Soda could not evaluate (its query failed) counts as fai
 passed one.
 
 The bronze and silver check files are generated from :mod:`lakehouse.contracts` and :mod:`lakehouse.rules`
-(``python -m lakehouse.quality_checks --write-checks``) and committed; a unit test keeps them equal to the generator's
+(``python -m lakehouse.quality.checks --write-checks``) and committed; a unit test keeps them equal to the generator's
 output, so accepted values and rules cannot drift. Gold's files are written by hand against the dbt models.
 """
 
@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from lakehouse.contracts import LAYERS
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.settings import MASK, PostgresSettings, libpq_environment
 
-SODA_DIR = Path(__file__).resolve().parents[1] / "soda"
+SODA_DIR = Path(__file__).resolve().parents[2] / "soda"
 CONFIGURATION = SODA_DIR / "configuration.yml"
 CHECKS_DIR = SODA_DIR / "checks"
 TELEMETRY_SETTINGS = SODA_DIR / "telemetry.yml"
-LAYERS = ("bronze", "silver", "gold")
+
 DATA_SOURCE_PREFIX = "lakehouse_"
 Outcome = Literal["pass", "warn", "fail"]
 

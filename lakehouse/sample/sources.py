@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from lakehouse.contracts import SOURCE_COLUMNS
-from lakehouse.generator_data import (
+from lakehouse.sample.data import (
     WEEKS,
     YEAR_START,
     Row,
@@ -26,7 +26,7 @@ from lakehouse.generator_data import (
     random_stream,
     week_rows,
 )
-from lakehouse.generator_lines import Values
+from lakehouse.sample.lines import Values
 
 ADVERTISERS_PER_SCALE, CAMPAIGNS_PER_SCALE = 360, 3650  # about 15 MB of CSV at scale 1
 MIN_ADVERTISERS, MIN_CAMPAIGNS = 10, 20

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from lakehouse.generator_defects import Kind, carrier_kinds, valid_kinds
-from lakehouse.generator_lines import Injected, Values
+from lakehouse.sample.defects import Kind, carrier_kinds, valid_kinds
+from lakehouse.sample.lines import Injected, Values
 
 
 @dataclass

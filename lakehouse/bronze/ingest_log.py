@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import lake
-from lakehouse.landing import LandingFile
+from lakehouse.adapters import lake
+from lakehouse.bronze.landing import LandingFile
 from lakehouse.settings import Settings
 
 INGEST_LOG = "_ingest_log"
@@ -57,7 +57,7 @@ def read_ingest_log(spark: SparkSession, uri: str) -> tuple[set[str], dict[str, 
     pending: dict[str, tuple[dt.datetime, set[str]]] = {}
     for r in rows:
         if r.batch_id not in completed and r.status == "planned":
-            when = r.ingested_at.replace(tzinfo=dt.timezone.utc)
+            when = r.ingested_at.replace(tzinfo=dt.UTC)
             pending.setdefault(r.batch_id, (when, set()))[1].add(r.content_hash)
     return seen, pending
 

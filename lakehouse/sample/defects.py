@@ -5,7 +5,7 @@ Silver semantics assumed here, which the manifest predicts exactly: values are t
 value is null; categorical values match case-insensitively; a row carries every rule it breaks; comparison and
 orphan rules apply only when both sides parse and are non-null; a line that does not split into the header's fields
 carries ``malformed_line`` alone. Carriers get fresh keys that no child row references, so nothing cascades.
-Where each kind lands is planned by :mod:`lakehouse.generator_plan`.
+Where each kind lands is planned by :mod:`lakehouse.sample.plan`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from lakehouse.contracts import LINEAGE, SILVER, Column
-from lakehouse.generator_lines import Injected, Values
-from lakehouse.generator_mutations import (
+from lakehouse.contracts import Column, source_columns
+from lakehouse.rules import RuleKind, rules_for
+from lakehouse.sample.lines import Injected, Values
+from lakehouse.sample.mutations import (
     ODD_SPELLING,
     Mutation,
     all_of,
@@ -33,31 +34,13 @@ from lakehouse.generator_mutations import (
 
 Placement = Literal["carrier", "replace", "same_file", "next_file"]
 
-_LINEAGE_NAMES = frozenset(c.name for c in LINEAGE)
-REFERENCE_CHECKED = frozenset({"country"})  # validated against ISO 3166-1 alpha-2, not an accepted-values list
-COMPARISON_RULES: dict[str, tuple[str, ...]] = {
-    "advertisers": (),
-    "campaigns": ("end_before_start", "daily_budget_gt_total"),
-    "performance": ("clicks_gt_impressions", "conversions_gt_clicks"),
-}
-ORPHAN_RULES: dict[str, tuple[str, ...]] = {
-    "advertisers": (),
-    "campaigns": ("orphan_advertiser_id",),
-    "performance": ("orphan_campaign_id",),
-}
-# A negative value also breaks a comparison whose other side is a valid, non-negative number.
-NEGATIVE_IMPLIES = {
-    "impressions": ("clicks_gt_impressions",),
-    "clicks": ("conversions_gt_clicks",),
-    "budget_total": ("daily_budget_gt_total",),
-}
 DUPLICATE_KINDS = ("exact_duplicate", "normalized_duplicate")
 
 _BLANKS = ("", "   ")
 _BAD_INTEGERS = ("12abc", "1,234", "N/A", "7.5")
 _BAD_DECIMALS = ("12abc", "1,234.50", "N/A", "12.345", "1e3")
 _BAD_DATES = ("2024-02-30", "2024-13-01", "02/09/2024", "2023-02-29")
-_BAD_COUNTRIES = ("USA", "Germany", "U5")
+_BAD_CODES = ("USA", "Germany", "U5")
 _BAD_CATEGORIES = ("Unknown", "Radio", "n/a")
 # (column, text with an unquoted comma -> one field too many, text with a quote followed by garbage)
 _MALFORMED_TEXT = {
@@ -67,42 +50,14 @@ _MALFORMED_TEXT = {
 }
 
 
-def _source_columns(table: str) -> tuple[Column, ...]:
-    return tuple(c for c in SILVER[table].columns if c.name not in _LINEAGE_NAMES)
+def _columns(table: str, kind: RuleKind) -> tuple[str, ...]:
+    """The columns of ``table`` that a declared rule of ``kind`` watches (missing, invalid, negative)."""
+    return tuple(rule.columns[0] for rule in rules_for(table, kind))
 
 
-def _is_numeric(column: Column) -> bool:
-    return column.type in ("int", "bigint") or column.type.startswith("decimal")
-
-
-def required_columns(table: str) -> tuple[str, ...]:
-    """Source columns Silver rejects when null (``missing_<column>``)."""
-    return tuple(c.name for c in _source_columns(table) if c.required)
-
-
-def checked_columns(table: str) -> tuple[str, ...]:
-    """Source columns Silver can reject as unparseable or not accepted (``invalid_<column>``)."""
-    return tuple(
-        c.name for c in _source_columns(table) if c.type != "string" or c.accepted_values or c.name in REFERENCE_CHECKED
-    )
-
-
-def negative_columns(table: str) -> tuple[str, ...]:
-    """Measure columns Silver rejects below zero (``negative_<column>``); keys are never measures."""
-    return tuple(c.name for c in _source_columns(table) if _is_numeric(c) and not c.name.endswith("_id"))
-
-
-def silver_rules(table: str) -> tuple[str, ...]:
-    """Every quarantine rule name Silver applies to ``table``."""
-    return (
-        "malformed_line",
-        *(f"missing_{c}" for c in required_columns(table)),
-        *(f"invalid_{c}" for c in checked_columns(table)),
-        *(f"negative_{c}" for c in negative_columns(table)),
-        *COMPARISON_RULES[table],
-        *ORPHAN_RULES[table],
-        "conflicting_duplicate",
-    )
+def _implied_by_negative(table: str, column: str) -> tuple[str, ...]:
+    """A negative value also breaks a comparison whose other side is a valid, non-negative number."""
+    return tuple(rule.name for rule in rules_for(table, "comparison") if rule.columns[1] == column)
 
 
 @dataclass(frozen=True)
@@ -124,19 +79,19 @@ class Kind:
 
 
 def _bad_values(column: Column) -> tuple[str, ...]:
+    if column.aliases:  # a coded column (countries): near misses read more like real data than category words
+        return _BAD_CODES
     if column.accepted_values:
         return _BAD_CATEGORIES
-    if column.name in REFERENCE_CHECKED:
-        return _BAD_COUNTRIES
     if column.type == "date":
         return _BAD_DATES
     return _BAD_DECIMALS if column.type.startswith("decimal") else _BAD_INTEGERS
 
 
 def _rule_kinds(table: str, orphan_key: Callable[[], str]) -> list[Kind]:
-    columns = {c.name: c for c in _source_columns(table)}
+    columns = {c.name: c for c in source_columns(table)}
     if table == "advertisers":
-        both = all_of(choose("advertiser_name", _BLANKS), choose("country", _BAD_COUNTRIES))
+        both = all_of(choose("advertiser_name", _BLANKS), choose("country", _BAD_CODES))
         return [Kind("multiple_defects", ("invalid_country", "missing_advertiser_name"), both)]
     if table == "campaigns":
         three = all_of(choose("campaign_type", ("Radio",)), negative(columns["budget_daily"]), end_before_start)
@@ -172,13 +127,16 @@ def carrier_kinds(table: str, orphan_key: Callable[[], str]) -> tuple[Kind, ...]
         table: landing table name.
         orphan_key: returns a parent key that exists nowhere (used by the orphan kinds).
     """
-    columns = {c.name: c for c in _source_columns(table)}
+    columns = {c.name: c for c in source_columns(table)}
     return (
-        *(Kind(f"missing_{n}", (f"missing_{n}",), choose(n, _BLANKS)) for n in required_columns(table)),
-        *(Kind(f"invalid_{n}", (f"invalid_{n}",), choose(n, _bad_values(columns[n]))) for n in checked_columns(table)),
+        *(Kind(f"missing_{n}", (f"missing_{n}",), choose(n, _BLANKS)) for n in _columns(table, "missing")),
         *(
-            Kind(f"negative_{n}", (f"negative_{n}", *NEGATIVE_IMPLIES.get(n, ())), negative(columns[n]))
-            for n in negative_columns(table)
+            Kind(f"invalid_{n}", (f"invalid_{n}",), choose(n, _bad_values(columns[n])))
+            for n in _columns(table, "invalid")
+        ),
+        *(
+            Kind(f"negative_{n}", (f"negative_{n}", *_implied_by_negative(table, n)), negative(columns[n]))
+            for n in _columns(table, "negative")
         ),
         *_rule_kinds(table, orphan_key),
         *_malformed_kinds(table),

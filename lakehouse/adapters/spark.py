@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lakehouse.adapters.jars import Artifact, check_hadoop_version, required_artifacts, resolve_jars
 from lakehouse.errors import JavaNotFoundError
-from lakehouse.jars import Artifact, check_hadoop_version, required_artifacts, resolve_jars
 from lakehouse.settings import S3Settings, Settings
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 How a load works (:func:`load`):
 
-1. Every Spark partition COPYs its rows (encoded in the JVM by :mod:`lakehouse.pgcopy`) into its own
+1. Every Spark partition COPYs its rows (encoded in the JVM by :mod:`lakehouse.adapters.pgcopy`) into its own
    UNLOGGED staging table, replacing it in one transaction, so a retried task overwrites its earlier attempt.
 2. The driver publishes in one transaction: ``append`` inserts the staged rows and records the batch id in
    ``ops.loaded_batches`` (a batch already there is skipped, so a re-run never duplicates); ``replace``
@@ -25,11 +25,12 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
+from lakehouse.adapters.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_line
+from lakehouse.adapters.warehouse import connect, ensure_table
+from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
 from lakehouse.contracts import Table
 from lakehouse.errors import LakehouseError
-from lakehouse.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_line
 from lakehouse.settings import PostgresSettings
-from lakehouse.warehouse import LEDGER, batch_loaded, connect, ensure_ledger, ensure_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -108,12 +109,14 @@ def load_many(
     if mode == "append" and not batch_id:
         raise ValueError("append needs a batch_id: it is what makes a re-run idempotent")
     with contextlib.closing(connect(pg, autocommit=True)) as conn:
-        ensure_ledger(conn)
+        with conn.cursor() as cur:
+            ensure_ledger(cur)
         for item in loads:
             ensure_table(conn, item.schema, item.table)
-        pending = [
-            item for item in loads if not (mode == "append" and batch_id and batch_loaded(conn, item.target, batch_id))
-        ]
+        with conn.cursor() as cur:
+            pending = [
+                item for item in loads if not (mode == "append" and batch_id and ledger_has(cur, item.target, batch_id))
+            ]
     run_id = uuid.uuid4().hex[:10]
     stage_bases = {item.target: f"{_STAGE_PREFIX}{item.table.name[:20]}_{run_id}_p" for item in pending}
     try:
@@ -199,13 +202,7 @@ def _publish_table(
         sql.SQL("select {} from {}").format(columns, sql.Identifier(schema, f"{stage_base}{p}")) for p in sorted(staged)
     ]
     if mode == "append":
-        cur.execute(
-            sql.SQL("insert into {} (target, batch_id, rows) values (%s, %s, %s) on conflict do nothing").format(
-                sql.Identifier(*LEDGER)
-            ),
-            (name, batch_id, sum(staged.values())),
-        )
-        if cur.rowcount == 0:
+        if not ledger_claim(cur, name, batch_id or "", sum(staged.values())):
             return LoadResult(name, mode, 0, skipped=True, partitions=len(staged))
     else:
         cur.execute(sql.SQL("truncate {}").format(target))

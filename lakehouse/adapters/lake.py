@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from lakehouse.objectstore import bucket_of, ensure_bucket
-from lakehouse.settings import LAYERS, Settings
+from lakehouse.adapters.objectstore import bucket_of, ensure_bucket
+from lakehouse.settings import LAKE_LAYERS, Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -33,7 +33,7 @@ def ensure_layers(settings: Settings) -> None:
     """Create the bucket behind every layer (S3) or nothing (local folders appear on first write)."""
     if settings.s3 is None or settings.lake_kind != "s3":
         return
-    for bucket in sorted({bucket_of(settings.layer_uri(layer)) for layer in LAYERS}):
+    for bucket in sorted({bucket_of(settings.layer_uri(layer)) for layer in LAKE_LAYERS}):
         ensure_bucket(settings.s3, bucket)
 
 

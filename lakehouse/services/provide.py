@@ -1,0 +1,87 @@
+"""Picking the server behind PostgreSQL and S3, in one order for the runner and the tests:
+
+1. the endpoint the settings name (``PG*``; ``AWS_ENDPOINT_URL`` with credentials), waited for briefly;
+2. a container, when ``docker`` is allowed and a Docker engine answers (tests);
+3. a local process: the embedded PostgreSQL in ``data_dir`` (kept running when it already was), or a
+   ``minio`` server built from the pinned source.
+
+Each function is a context manager yielding frozen client settings, and stops on exit only what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from lakehouse.errors import ServiceUnavailableError
+from lakehouse.services import Service
+from lakehouse.services.containers import MinioContainerService, PostgresContainerService, docker_available
+from lakehouse.services.minio import LocalMinio, find_minio_binary
+from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres
+from lakehouse.settings import PostgresSettings, S3Settings, Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _provide(
+    configured: T | None, check: Callable[[T], None], docker: bool, container: Callable[[], Service[T]],
+    local: Callable[[], Service[T]],
+) -> Iterator[T]:  # fmt: skip
+    """The one choice: configured endpoint, else a container (when allowed and Docker answers), else local."""
+    if configured is not None:
+        check(configured)
+        yield configured
+        return
+    service = container() if docker and docker_available() else local()
+    settings = service.start()
+    try:
+        yield settings
+    finally:
+        service.stop()
+
+
+def embedded_postgres(settings: Settings) -> LocalPostgres:
+    """The runner's embedded server: ``<data dir>/postgres`` on the configured port."""
+    return LocalPostgres(PostgresBinaries.embedded(), settings.postgres_data_dir, port=settings.embedded_postgres_port)
+
+
+def postgres(
+    settings: Settings, *, data_dir: Path | None = None, docker: bool = False, wait_s: float = 15
+) -> contextlib.AbstractContextManager[PostgresSettings]:
+    """PostgreSQL: ``PG*`` if set, else a container (``docker``), else the embedded server in ``data_dir``
+    (default ``<data dir>/postgres``). An embedded server that was already running is left running."""
+
+    def local() -> LocalPostgres:
+        if data_dir is None:
+            return embedded_postgres(settings)
+        return LocalPostgres(PostgresBinaries.embedded(), data_dir)
+
+    return _provide(
+        settings.postgres, lambda pg: wait_for_postgres(pg, timeout_s=wait_s), docker, PostgresContainerService, local
+    )
+
+
+def object_store(
+    settings: Settings, *, data_dir: Path, docker: bool = False, build: Callable[[], Path | None] | None = None
+) -> contextlib.AbstractContextManager[S3Settings]:
+    """S3: ``AWS_ENDPOINT_URL`` if set, else a MinIO container (``docker``), else a local ``minio`` on a free port
+    with ``data_dir`` (``build`` is called for a binary when none is found)."""
+
+    def local() -> LocalMinio:
+        binary = find_minio_binary(settings.cache_dir, settings.minio_binary) or (build() if build else None)
+        if binary is None:
+            raise ServiceUnavailableError(
+                "MinIO",
+                "local",
+                "no minio binary",
+                hint="set AWS_ENDPOINT_URL, start Docker, or run scripts/build-minio.sh",
+            )
+        return LocalMinio(binary, data_dir)
+
+    configured = settings.s3 if settings.s3 is not None and settings.s3.endpoint_url else None
+    return _provide(configured, lambda _: None, docker, MinioContainerService, local)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from lakehouse._version import __version__
 from lakehouse.contracts import SILVER, TABLES, Column, Table, bronze_table, quarantine_table
 from lakehouse.errors import (
     ConfigurationError,
@@ -28,8 +29,6 @@ from lakehouse.errors import (
 )
 from lakehouse.rules import RULES, Rule, rules_for
 from lakehouse.settings import Settings, load_settings
-
-__version__ = "0.1.0"
 
 # Heavy names (pyspark, dbt, Soda behind them), loaded on first access.
 _LAZY = {

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 
-from lakehouse import __version__, health, pipeline
+from lakehouse import health, pipeline
+from lakehouse._version import __version__
 from lakehouse.contracts import LAYERS
 from lakehouse.errors import (
     ConfigurationError,

@@ -76,8 +76,8 @@ def lake_check(spark: SparkSession, settings: Settings) -> Probe:
         lake.ensure_layers(settings)
         uri = lake.table_uri(settings, "bronze", f"_lakehouse_probe_{uuid.uuid4().hex[:8]}")
         try:
-            spark.range(1).write.format("delta").save(uri)
-            rows = spark.read.format("delta").load(uri).count()
+            lake.write_table(spark.range(1), uri, mode="replace")
+            rows = lake.read_table(spark, uri).count()
         except Exception as exc:
             message = str(exc).strip().splitlines()[0][:300]
             raise LakehouseError(f"cannot write a Delta table at {uri}: {message}") from None
@@ -86,7 +86,8 @@ def lake_check(spark: SparkSession, settings: Settings) -> Probe:
                 lake.delete_path(spark, uri)
         if rows != 1:
             raise LakehouseError(f"probe table at {uri} read back {rows} rows, expected 1")
-        return f"{settings.lake_uri} writable (Delta)"
+        tables = lake.list_tables(spark, settings.layer_uri("bronze"))
+        return f"{settings.lake_uri} writable (Delta); bronze tables: {', '.join(tables) or 'none yet'}"
 
     fix = (
         "start MinIO (docker compose up -d minio) and check AWS_ENDPOINT_URL / credentials"

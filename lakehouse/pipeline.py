@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse import __version__
+from lakehouse._version import __version__
 from lakehouse.adapters import lake
 from lakehouse.bookkeeping import LayerLoad, RunStatus, finish_run, record_layer_loads, record_quality, start_run
 from lakehouse.bronze import layer as bronze

@@ -14,6 +14,8 @@ from lakehouse.contracts import LINEAGE, SILVER
 from lakehouse.gold import DBT_PROJECT_DIR
 
 MODELS = DBT_PROJECT_DIR / "models"
+STAGING = MODELS / "staging" / "silver"  # one staging folder per source (dbt's structure guide)
+SNAPSHOTS = DBT_PROJECT_DIR / "snapshots"
 LINEAGE_MACRO = DBT_PROJECT_DIR / "macros" / "silver_lineage_columns.sql"
 STAGING_RENAMES = {
     "date": "performance_date",
@@ -31,7 +33,7 @@ def load(path: Path) -> Any:
 
 
 def sources() -> dict[str, Any]:
-    (silver,) = load(MODELS / "staging" / "_silver__sources.yml")["sources"]
+    (silver,) = load(STAGING / "_silver__sources.yml")["sources"]
     return {table["name"]: table for table in silver["tables"]}
 
 
@@ -41,7 +43,7 @@ def data_tests_of(column: dict[str, Any]) -> set[str]:
 
 def documented_columns() -> Iterator[tuple[str, dict[str, Any]]]:
     """(file, column) for every column declared in the project's model, source and snapshot YAML."""
-    for path in [*MODELS.rglob("*.yml"), *(DBT_PROJECT_DIR / "snapshots").glob("*.yml")]:
+    for path in [*MODELS.rglob("*.yml"), *SNAPSHOTS.glob("*.yml")]:
         document = load(path)
         nodes = [*document.get("models", []), *document.get("snapshots", [])]
         nodes += [table for source in document.get("sources", []) for table in source["tables"]]
@@ -69,7 +71,7 @@ def test_source_tests_enforce_the_contract_key_and_required_columns(table: str) 
 
 
 def test_sources_are_fresh_by_silver_processing_time() -> None:
-    (silver,) = load(MODELS / "staging" / "_silver__sources.yml")["sources"]
+    (silver,) = load(STAGING / "_silver__sources.yml")["sources"]
     assert silver["config"]["loaded_at_field"] == "_silver_processed_at"
     assert set(silver["config"]["freshness"]) == {"warn_after", "error_after"}
 
@@ -100,14 +102,12 @@ def test_every_categorical_column_has_an_accepted_values_test() -> None:
 
 def test_staging_exposes_every_contract_column() -> None:
     lineage = LINEAGE_MACRO.read_text()
-    models = {m["name"]: m for m in load(MODELS / "staging" / "_staging__models.yml")["models"]}
+    models = {m["name"]: m for m in load(STAGING / "_silver__models.yml")["models"]}
     for table, contract in SILVER.items():
         name = f"stg_silver__{table}"
         expected = [STAGING_RENAMES.get(c, c) for c in contract.column_names]
         assert [c["name"] for c in models[name]["columns"]] == expected, name
-        select_list = (
-            (MODELS / "staging" / f"{name}.sql").read_text().replace("{{ silver_lineage_columns() }}", lineage)
-        )
+        select_list = (STAGING / f"{name}.sql").read_text().replace("{{ silver_lineage_columns() }}", lineage)
         for column in expected:
             assert re.search(rf"\b{column}\b", select_list), f"{name}.sql does not select {column}"
 
@@ -118,7 +118,7 @@ def test_the_lineage_macro_renames_every_lineage_column() -> None:
 
 
 def test_snapshots_check_exactly_the_business_columns() -> None:
-    snapshots = {s["name"]: s for s in load(DBT_PROJECT_DIR / "snapshots" / "_snapshots.yml")["snapshots"]}
+    snapshots = {s["name"]: s for s in load(SNAPSHOTS / "_snapshots.yml")["snapshots"]}
     for table in ("campaigns", "advertisers"):
         contract = SILVER[table]
         config = snapshots[f"{table}_snapshot"]["config"]
@@ -127,3 +127,18 @@ def test_snapshots_check_exactly_the_business_columns() -> None:
         assert config["strategy"] == "check"
         business = [c for c in contract.column_names if c not in LINEAGE_NAMES and c != key]
         assert config["check_cols"] == business, table
+
+
+def final_cte(sql: str) -> str:
+    """The ``final as (...)`` CTE of a model or snapshot: its select list and what it selects from."""
+    match = re.search(r"^final as \($.*?^\)$", sql, flags=re.MULTILINE | re.DOTALL)
+    assert match, "no final CTE"
+    return match[0]
+
+
+@pytest.mark.parametrize("table", ["campaigns", "advertisers"])
+def test_snapshots_read_the_source_under_the_staging_names(table: str) -> None:
+    snapshot = (SNAPSHOTS / f"{table}_snapshot.sql").read_text()
+    assert f"{{{{ source('silver', '{table}') }}}}" in snapshot
+    assert "ref(" not in snapshot, "a snapshot reads its source, never a model"
+    assert final_cte(snapshot) == final_cte((STAGING / f"stg_silver__{table}.sql").read_text())

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from lakehouse.quality import scan as quality
 from lakehouse.contracts import LAYERS, SILVER, TABLES
 from lakehouse.quality import checks as quality_checks
+from lakehouse.quality import scan as quality
 from lakehouse.rules import rule_names as all_rule_names
 
 GENERATED_FOLDERS = ("bronze", "silver")

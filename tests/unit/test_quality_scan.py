@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.quality import scan as quality
 from lakehouse.quality import CheckResult, LayerQuality, QualityError, has_failures, scan_layer
+from lakehouse.quality import scan as quality
 from lakehouse.settings import PostgresSettings, Secret
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -64,7 +64,8 @@ shares as (
         flight_progress.as_of_date,
         flight_progress.elapsed_days,
         campaign_spend.spend_to_date,
-        campaigns.budget_total - campaign_spend.spend_to_date as budget_remaining,
+        -- numeric(14, 2) - numeric(18, 2) is a bare numeric in PostgreSQL; the contract says numeric(18, 2).
+        cast(campaigns.budget_total - campaign_spend.spend_to_date as numeric(18, 2)) as budget_remaining,
         {{ safe_divide('campaign_spend.spend_to_date', 'campaigns.budget_total') }} as budget_spent_share,
         {{ safe_divide('flight_progress.elapsed_days', 'campaigns.flight_length_days') }} as flight_elapsed_share
 

@@ -1,5 +1,6 @@
 -- Row by row, fct_performance equals the current silver performance: no key missing on either side and no
--- measure different. It names the rows a missed late correction left stale (sums_match only sees totals).
+-- measure different, so row counts and totals agree too. It names the rows a missed late correction left stale.
+-- The only owner of this invariant: neither a totals test nor a Soda gold check repeats it.
 with
 
 silver as (

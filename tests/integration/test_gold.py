@@ -122,15 +122,13 @@ def test_first_build_is_green_on_every_layer(first_build: GoldResult, warehouse:
 def test_core_and_analytics_tables_have_their_contract_types(
     first_build: GoldResult, warehouse: PostgresSettings
 ) -> None:
-    declared = {
-        f"{folder}.{model['name']}": [
-            (c["name"], ALIASES.get(c["data_type"], c["data_type"])) for c in model["columns"]
-        ]
-        for folder in ("core", "analytics")
+    declared: dict[str, list[tuple[str, str]]] = {}
+    for folder in ("core", "analytics"):
         for model in yaml.safe_load((DBT_PROJECT_DIR / "models" / folder / f"_{folder}__models.yml").read_text())[
             "models"
-        ]
-    }
+        ]:
+            types = [(c["name"], TYPE_SPELLING.get(c["data_type"], c["data_type"])) for c in model["columns"]]
+            declared[f"{folder}.{model['name']}"] = types
     assert set(declared) == set(MARTS) | set(CORE)
     columns = run_sql(
         warehouse,
@@ -146,7 +144,7 @@ def test_core_and_analytics_tables_have_their_contract_types(
     assert actual == declared
 
 
-ALIASES = {"timestamptz": "timestamp with time zone"}  # how format_type() spells a declared type
+TYPE_SPELLING = {"timestamptz": "timestamp with time zone"}  # format_type()'s spelling of a declared type
 
 
 def test_project_declares_at_least_150_data_tests(first_build: GoldResult) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import psycopg2
@@ -26,11 +26,17 @@ from psycopg2.extensions import cursor
 
 from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
+from lakehouse.report import SummaryRow, layer_loads
 from lakehouse.settings import PostgresSettings
 
 SCHEMA = "ops"
 RUNS, LOADS, QUALITY = "pipeline_runs", "layer_loads", "quality_results"
 RECONCILIATION, LEDGER = "reconciliation", "loaded_batches"
+# The columns of a summary row that ops.layer_loads keeps (files and corrupt lines are for the summary only).
+LOAD_COLUMNS = (
+    "layer", "table_name", "rows_in", "rows_out", "quarantined", "duplicates", "superseded", "csv_bytes",
+    "parquet_bytes", "seconds",
+)  # fmt: skip
 RunStatus = Literal["running", "succeeded", "failed"]
 _DDL = {
     RUNS: """
@@ -92,22 +98,6 @@ class BookkeepingError(LakehouseError):
 
 
 @dataclass(frozen=True)
-class LayerLoad:
-    """What one layer did to one table in a run; counts that do not apply to a layer stay None."""
-
-    layer: str
-    table_name: str
-    rows_in: int | None = None
-    rows_out: int | None = None
-    quarantined: int | None = None
-    duplicates: int | None = None
-    superseded: int | None = None
-    csv_bytes: int | None = None
-    parquet_bytes: int | None = None
-    seconds: float | None = None
-
-
-@dataclass(frozen=True)
 class Reconciliation:
     """Silver's balance for one table: ``bronze_rows = silver_rows + quarantined + duplicates + superseded``."""
 
@@ -165,10 +155,11 @@ def finish_run(pg: PostgresSettings, run_id: str, status: RunStatus) -> None:
             raise BookkeepingError(f"run {run_id} is not in {SCHEMA}.{RUNS}; call start_run first")
 
 
-def record_layer_loads(pg: PostgresSettings, run_id: str, rows: Iterable[LayerLoad]) -> int:
-    """Record (or replace) one row per layer and table of run ``run_id``; return how many were written."""
-    names = [f.name for f in fields(LayerLoad)]
-    loads = [(run_id, *(getattr(row, name) for name in names)) for row in rows]
+def record_layer_loads(pg: PostgresSettings, run_id: str, rows: Sequence[SummaryRow]) -> int:
+    """Record (or replace) one row per layer and table of run ``run_id`` (step timings such as ``-> PostgreSQL``
+    are left out); return how many were written."""
+    names = list(LOAD_COLUMNS)
+    loads = [(run_id, *(getattr(row, name) for name in names)) for row in layer_loads(rows)]
     insert = "insert into {} (run_id, {}) values (%s, {}) on conflict (run_id, layer, table_name) do update set {}"
     statement = sql.SQL(insert).format(
         sql.Identifier(SCHEMA, LOADS),

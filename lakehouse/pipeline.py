@@ -14,13 +14,13 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
 from lakehouse.adapters import lake
-from lakehouse.bookkeeping import LayerLoad, RunStatus, finish_run, record_layer_loads, record_quality, start_run
+from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
 from lakehouse.bronze import layer as bronze
 from lakehouse.bronze.ingest_log import ingested_csv_bytes
 from lakehouse.bronze.landing import LandingFile, Refusal, discover
@@ -28,7 +28,7 @@ from lakehouse.contracts import LAYERS, TABLES
 from lakehouse.errors import ConfigurationError
 from lakehouse.gold import run_gold
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
-from lakehouse.report import Storage, SummaryRow, layer_loads
+from lakehouse.report import Storage, SummaryRow
 from lakehouse.sample import generate
 from lakehouse.services import provide
 from lakehouse.settings import PostgresSettings, Settings
@@ -209,9 +209,7 @@ def _needs(spark: SparkSession | None, layer: str) -> SparkSession:
 def _record(pg: PostgresSettings, outcome: RunOutcome, rows: list[SummaryRow]) -> None:
     """Add a layer's rows to the summary and its per-table rows to ``ops.layer_loads``."""
     outcome.summary += rows
-    names = [f.name for f in fields(LayerLoad)]
-    loads = [LayerLoad(**{name: getattr(row, name) for name in names}) for row in layer_loads(rows)]
-    record_layer_loads(pg, outcome.run_id, loads)
+    record_layer_loads(pg, outcome.run_id, rows)
 
 
 def _bronze(

@@ -19,6 +19,7 @@ from lakehouse.contracts import LAYERS, TABLES, quarantine_table, raw_table
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.gold import run_gold
 from lakehouse.quality import CheckResult, LayerQuality, has_failures, scan_layer, validate_configuration
+from lakehouse.report import SummaryRow
 from lakehouse.settings import PostgresSettings, Secret
 from tests.gold_fixtures import FIRST_BATCH, SILVER_ROWS, create_silver
 
@@ -237,13 +238,13 @@ def test_soda_unable_to_connect_names_the_endpoint_and_not_the_password() -> Non
 
 def test_bookkeeping_rows_are_written_replaced_and_readable(pg_database: PostgresSettings) -> None:
     loads = [
-        bookkeeping.LayerLoad("bronze", "advertisers", rows_in=374, rows_out=374, csv_bytes=18_100, seconds=1.5),
-        bookkeeping.LayerLoad("silver", "advertisers", rows_in=374, rows_out=360, quarantined=12, duplicates=2),
+        SummaryRow("bronze", "advertisers", rows_in=374, rows_out=374, csv_bytes=18_100, seconds=1.5),
+        SummaryRow("silver", "advertisers", rows_in=374, rows_out=360, quarantined=12, duplicates=2),
     ]
     checks = [CheckResult("has rows", "silver.advertisers", "pass", 360.0, "value 360")]
     bookkeeping.start_run(pg_database, run_id="r1", version="0.1.0", arguments=["run", "--full-refresh"])
     bookkeeping.record_layer_loads(pg_database, "r1", loads)
-    bookkeeping.record_layer_loads(pg_database, "r1", [bookkeeping.LayerLoad("bronze", "advertisers", rows_in=375)])
+    bookkeeping.record_layer_loads(pg_database, "r1", [SummaryRow("bronze", "advertisers", rows_in=375)])
     bookkeeping.record_quality(pg_database, "r1", "silver", checks)
     bookkeeping.record_quality(pg_database, "r1", "silver", checks)  # a re-scan replaces, never duplicates
     bookkeeping.finish_run(pg_database, "r1", "succeeded")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import lakehouse
 import runner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +47,30 @@ def test_configuration_error_exits_3_with_the_variable_named(tmp_path: Path) -> 
     assert proc.returncode == runner.ExitCode.CONFIG
     assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, str(ROOT / "runner.py")],
+        [sys.executable, "-m", "lakehouse"],
+        [str(Path(sys.executable).parent / "lakehouse")],
+    ],
+    ids=["runner.py", "python -m lakehouse", "console script"],
+)
+def test_every_entry_point_runs_the_same_command_line(command: list[str], tmp_path: Path) -> None:
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True, check=False, cwd=tmp_path)
+    bogus = subprocess.run([*command, "bogus"], capture_output=True, text=True, check=False, cwd=tmp_path)
+
+    assert version.returncode == runner.ExitCode.OK
+    assert version.stdout.strip() == f"lakehouse {lakehouse.__version__}"
+    assert bogus.returncode == runner.ExitCode.USAGE
+    assert "invalid choice: 'bogus'" in bogus.stderr
+
+
+def test_a_missing_input_directory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        runner.main(["bronze", "--input", str(tmp_path / "nowhere")])
+
+    assert exit_info.value.code == runner.ExitCode.USAGE
+    assert "does not exist" in capsys.readouterr().err

@@ -86,7 +86,12 @@ def check_hadoop_version(spark_jars_dir: Path) -> None:
     """Fail early, with the fix, when pyspark bundles a Hadoop other than the one the jars were pinned for."""
     found = sorted(p.name for p in spark_jars_dir.glob("hadoop-client-api-*.jar"))
     expected = f"hadoop-client-api-{HADOOP_VERSION}.jar"
-    if found and expected not in found:
+    if not found:
+        raise JarResolutionError(
+            f"no hadoop-client-api jar in {spark_jars_dir}: pyspark's Hadoop cannot be checked against hadoop-aws "
+            f"{HADOOP_VERSION}. Reinstall the pinned pyspark: pip install 'pyspark=={SPARK_VERSION}'"
+        )
+    if expected not in found:
         raise JarResolutionError(
             f"pyspark bundles {found[0]} but hadoop-aws is pinned to {HADOOP_VERSION}; the two must match "
             f"exactly. Reinstall the pinned pyspark: pip install 'pyspark=={SPARK_VERSION}'"

@@ -1,13 +1,21 @@
-"""Jar resolution: download once, verify the digest, reuse offline, refuse a mismatched Hadoop."""
+"""Jar resolution: download once, verify the digest, reuse offline, refuse a mismatched Hadoop; and the pinned
+connectors agree with what is actually installed (pyspark's bundled jars, the delta-spark package)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
+import importlib.metadata
+import re
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lakehouse.adapters.jars import DELTA, HADOOP_VERSION, S3A, Artifact, check_hadoop_version, resolve_jars
+from lakehouse.adapters.jars import Artifact, check_hadoop_version, required_artifacts, resolve_jars
 from lakehouse.errors import JarResolutionError
 
 
@@ -19,49 +27,111 @@ def _publish(repo: Path, group: str, name: str, version: str, content: bytes) ->
     return artifact
 
 
-def test_downloads_verifies_and_then_works_offline(tmp_path: Path) -> None:
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(params=["file", "http"])
+def serve(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], str]]:
+    """A function turning a folder into a Maven repository URL: ``file://``, or a local HTTP server like Central."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def url(folder: Path) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        if request.param == "file":
+            return folder.as_uri()
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield url
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_downloads_verifies_and_then_works_offline(tmp_path: Path, serve: Callable[[Path], str]) -> None:
     repo, cache = tmp_path / "repo", tmp_path / "cache"
     artifact = _publish(repo, "org.example", "thing", "1.0", b"jar bytes")
 
-    [path] = resolve_jars((artifact,), cache, repository=repo.as_uri())
+    [path] = resolve_jars((artifact,), cache, repository=serve(repo))
     assert path == cache / "thing-1.0.jar"
     assert path.read_bytes() == b"jar bytes"
 
-    (repo / artifact.path).unlink()  # the repository is gone: the cache must be enough
-    assert resolve_jars((artifact,), cache, repository=repo.as_uri()) == [path]
+    (repo / artifact.path).unlink()  # the repository no longer has it: the cache must be enough
+    assert resolve_jars((artifact,), cache, repository=serve(repo)) == [path]
 
 
-def test_a_corrupted_download_is_rejected_and_not_cached(tmp_path: Path) -> None:
+def test_a_corrupted_download_is_rejected_and_not_cached(tmp_path: Path, serve: Callable[[Path], str]) -> None:
     repo, cache = tmp_path / "repo", tmp_path / "cache"
     good = _publish(repo, "org.example", "thing", "1.0", b"jar bytes")
     (repo / good.path).write_bytes(b"tampered")
 
     with pytest.raises(JarResolutionError, match="SHA-1"):
-        resolve_jars((good,), cache, repository=repo.as_uri())
-    assert list(cache.glob("*.jar")) == []
+        resolve_jars((good,), cache, repository=serve(repo))
+    assert sorted(p.name for p in cache.iterdir() if p.name != ".lock") == []  # no jar, no partial download
 
 
-def test_an_unreachable_repository_names_the_artifact_and_the_way_out(tmp_path: Path) -> None:
+def test_a_jar_the_repository_does_not_have_names_the_artifact_and_the_way_out(
+    tmp_path: Path, serve: Callable[[Path], str]
+) -> None:
+    cache = tmp_path / "cache"
     missing = Artifact("org.example", "absent", "9.9", "0" * 40)
 
     with pytest.raises(JarResolutionError, match=r"org\.example:absent:9\.9.*copy absent-9\.9\.jar"):
-        resolve_jars((missing,), tmp_path / "cache", repository=(tmp_path / "nowhere").as_uri())
+        resolve_jars((missing,), cache, repository=serve(tmp_path / "empty-repo"))
+    assert sorted(p.name for p in cache.iterdir() if p.name != ".lock") == []
 
 
-def test_hadoop_aws_matches_the_hadoop_pinned_for_pyspark() -> None:
-    hadoop_aws = next(a for a in S3A if a.name == "hadoop-aws")
-    assert hadoop_aws.version == HADOOP_VERSION
-    assert {a.name for a in DELTA} == {"delta-spark_2.13", "delta-storage"}
-
-
-def test_installed_pyspark_bundles_the_pinned_hadoop() -> None:
+def _pyspark_jars() -> Path:
     import pyspark
 
-    check_hadoop_version(Path(pyspark.__file__).parent / "jars")
+    return Path(pyspark.__file__).parent / "jars"
+
+
+def _bundled_version(prefix: str) -> str:
+    """The version of the one ``<prefix>-<version>.jar`` that pyspark ships."""
+    versions = [m[1] for p in _pyspark_jars().iterdir() if (m := re.fullmatch(rf"{prefix}-(.+)\.jar", p.name))]
+    assert len(versions) == 1, f"expected one {prefix} jar in {_pyspark_jars()}, found {versions}"
+    return versions[0]
+
+
+def test_the_s3a_connector_is_pinned_to_the_hadoop_and_spark_that_pyspark_bundles() -> None:
+    """hadoop-aws must be the exact Hadoop release inside pyspark, spark-hadoop-cloud the exact Spark release."""
+    pinned = {a.name: a.version for a in required_artifacts(s3=True)}
+
+    assert pinned["hadoop-aws"] == _bundled_version("hadoop-client-api")
+    assert pinned["spark-hadoop-cloud_2.13"] == importlib.metadata.version("pyspark")
+    check_hadoop_version(_pyspark_jars())  # and the start-up check agrees
+
+
+def test_the_jars_are_built_for_the_scala_of_pyspark_and_delta_matches_its_python_package() -> None:
+    scala = ".".join(_bundled_version("scala-library").split(".")[:2])
+    delta = {a.name: a.version for a in required_artifacts(s3=False)}
+
+    assert delta["delta-spark_" + scala] == importlib.metadata.version("delta-spark")
+    assert all(a.name.endswith(f"_{scala}") for a in required_artifacts(s3=True) if re.search(r"_\d+\.\d+$", a.name))
+
+
+def test_a_local_lake_does_not_download_the_s3a_connector() -> None:
+    """The ~560 MB AWS SDK bundle and hadoop-aws are fetched only for an object-store lake; Delta always."""
+    local = {a.name for a in required_artifacts(s3=False)}
+    s3 = {a.name for a in required_artifacts(s3=True)}
+
+    assert {"hadoop-aws", "bundle"} <= s3 - local
+    assert local < s3
 
 
 def test_a_different_hadoop_in_pyspark_is_refused(tmp_path: Path) -> None:
     (tmp_path / "hadoop-client-api-3.9.9.jar").touch()
 
     with pytest.raises(JarResolutionError, match="must match exactly"):
+        check_hadoop_version(tmp_path)
+
+
+def test_a_pyspark_without_its_hadoop_jar_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(JarResolutionError, match="no hadoop-client-api"):
         check_hadoop_version(tmp_path)

@@ -1,10 +1,15 @@
-"""A Delta table written to the lake reads back equal, on real MinIO over s3a and on a local folder."""
+"""A Delta table written with the lake adapter reads back equal and is really in the storage, checked without Spark,
+on real MinIO over s3a and on a local folder; plain Parquet on s3a goes through the magic committer."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import pytest
 from chispa import assert_df_equality
@@ -24,39 +29,48 @@ ROWS = [
 ]
 
 
-def _write_and_read(spark: Any, uri: str) -> None:
+@pytest.fixture(params=["local", "s3"])
+def lake_root(request: pytest.FixtureRequest, local_lake: str) -> tuple[str, Callable[[], dict[str, int]]]:
+    """A lake root (a local folder or a fresh MinIO bucket) and a function listing what is stored below it,
+    ``{relative key: size}``, read with the file system or an S3 client rather than through Spark."""
+    if request.param == "local":
+        folder = Path(url2pathname(urlsplit(local_lake).path))
+        return local_lake, lambda: {
+            p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()
+        }
+    bucket: str = request.getfixturevalue("s3_bucket")
+    client = s3_client(request.getfixturevalue("s3_service"))
+
+    def objects() -> dict[str, int]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return {obj["Key"]: obj["Size"] for page in pages for obj in page.get("Contents", [])}
+
+    return f"s3a://{bucket}", objects
+
+
+def test_a_table_written_to_the_lake_reads_back_equal_and_is_delta_in_the_storage_itself(
+    spark: Any, lake_root: tuple[str, Callable[[], dict[str, int]]]
+) -> None:
+    root, stored = lake_root
+    uri = f"{root}/bronze/campaigns"
     expected = spark.createDataFrame(ROWS, SCHEMA)
-    expected.write.format("delta").partitionBy("day").save(uri)
 
-    actual = spark.read.format("delta").load(uri)
+    result = lake.write_table(expected, uri, mode="replace", partition_by=("day",))
 
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
-
-
-def test_delta_round_trip_on_minio_over_s3a(spark: Any, s3_bucket: str, s3_service: S3Settings) -> None:
-    uri = f"s3a://{s3_bucket}/bronze/campaigns"
-
-    _write_and_read(spark, uri)
-
-    # An independent client sees Parquet data files and the Delta transaction log in the bucket.
-    keys = [
-        obj["Key"]
-        for page in s3_client(s3_service).get_paginator("list_objects_v2").paginate(Bucket=s3_bucket)
-        for obj in page.get("Contents", [])
-    ]
-    parquet = [k for k in keys if k.endswith(".parquet")]
-    assert parquet
-    assert all(k.startswith("bronze/campaigns/day=") for k in parquet)
-    assert "bronze/campaigns/_delta_log/00000000000000000000.json" in keys
-    assert lake.list_tables(spark, f"s3a://{s3_bucket}/bronze") == ["campaigns"]
-
-
-def test_delta_round_trip_on_a_local_folder(spark: Any, local_lake: str) -> None:
-    uri = f"{local_lake}/bronze/campaigns"
-
-    _write_and_read(spark, uri)
-
-    assert lake.list_tables(spark, f"{local_lake}/bronze") == ["campaigns"]
+    assert_df_equality(lake.read_table(spark, uri), expected, ignore_row_order=True, ignore_nullable=True)
+    # The storage holds partitioned Parquet and the Delta transaction log, and the write reported what is there.
+    objects = stored()
+    parquet = {key: size for key, size in objects.items() if key.endswith(".parquet")}
+    assert {key.split("/")[2] for key in parquet} == {
+        "day=2024-02-09",
+        "day=2024-02-10",
+        "day=1999-12-31",
+        "day=__HIVE_DEFAULT_PARTITION__",
+    }
+    assert all(key.startswith("bronze/campaigns/day=") for key in parquet)
+    assert "bronze/campaigns/_delta_log/00000000000000000000.json" in objects
+    assert (result.files, result.bytes) == (len(parquet), sum(parquet.values()))
+    assert lake.list_tables(spark, f"{root}/bronze") == ["campaigns"]
 
 
 def test_plain_parquet_on_s3a_goes_through_the_magic_committer(

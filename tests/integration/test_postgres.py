@@ -1,49 +1,33 @@
-"""Real PostgreSQL servers: the test service, and both local-process providers (embedded wheel, system install)."""
+"""The local-process PostgreSQL providers (embedded wheel, system install): they start a server the loader can
+use, stop what they started, and leave alone a server someone else started."""
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
+import contextlib
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
 from psycopg2 import sql
 
+from lakehouse.adapters.loader import load
+from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries
 from lakehouse.settings import PostgresSettings
+from tests.hostile import HOSTILE, hostile_rows
 
 pytestmark = pytest.mark.integration
 
-ROWS = [
-    (1, "Search – brand", Decimal("12.50"), dt.date(2024, 2, 9)),
-    (2, 'quote " and, comma\nnewline 📈', Decimal("0.00"), None),
-    (3, None, None, dt.date(1999, 12, 31)),
-]
 
-
-def _round_trip(pg: PostgresSettings, schema: str) -> list[tuple[object, ...]]:
-    conn = psycopg2.connect(**pg.connect_kwargs())
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
-            table = sql.Identifier(schema, "campaigns")
-            cur.execute(
-                sql.SQL(
-                    "create table {} (campaign_id integer primary key, name text, budget numeric(12,2), day date)"
-                ).format(table)
-            )
-            cur.executemany(sql.SQL("insert into {} values (%s, %s, %s, %s)").format(table), ROWS)
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("select * from {} order by campaign_id").format(table))
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def test_round_trip_on_the_test_service(pg_service: PostgresSettings, pg_schema: str) -> None:
-    assert _round_trip(pg_service, pg_schema) == ROWS
+def _load_and_read_back(spark: Any, pg: PostgresSettings, schema: str) -> list[tuple[Any, ...]]:
+    """The hostile rows through the project's loader (DDL from the contract, COPY, publish) and back."""
+    df = spark.createDataFrame(hostile_rows(), HOSTILE.spark_schema())
+    assert load(df, pg, HOSTILE, schema=schema, mode="replace").rows == len(hostile_rows())
+    with contextlib.closing(connect(pg)) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("select * from {} order by id").format(sql.Identifier(schema, HOSTILE.name)))
+        return cur.fetchall()
 
 
 def _binaries(provider: str) -> PostgresBinaries:
@@ -57,17 +41,20 @@ def _binaries(provider: str) -> PostgresBinaries:
 
 
 @pytest.mark.parametrize("provider", ["embedded", "system"])
-def test_local_process_providers_start_round_trip_and_stop(tmp_path: Path, provider: str) -> None:
+def test_local_process_providers_start_hold_every_value_the_loader_writes_and_stop(
+    spark: Any, tmp_path: Path, provider: str
+) -> None:
+    """The server a provider starts is one the pipeline can use: UTF-8, UTC-exact timestamps, every type."""
     server = LocalPostgres(_binaries(provider), tmp_path / "pgdata")
 
     with server as pg:
         assert pg.embedded
         assert pg.host == "127.0.0.1"
-        assert _round_trip(pg, "roundtrip") == ROWS
+        assert _load_and_read_back(spark, pg, "roundtrip") == hostile_rows()
 
     assert not server.started_here
     with pytest.raises(psycopg2.OperationalError):
-        psycopg2.connect(**pg.connect_kwargs()).close()
+        connect(pg).close()
 
 
 def test_a_running_server_is_reused_and_left_running(tmp_path: Path) -> None:
@@ -78,6 +65,6 @@ def test_a_running_server_is_reused_and_left_running(tmp_path: Path) -> None:
         with second_handle as again:
             assert again.port == first.port
         assert not second_handle.started_here
-        psycopg2.connect(**first.connect_kwargs()).close()  # still up: the second handle did not own it
+        connect(first).close()  # still up: the second handle did not own it
     finally:
         owner.stop()

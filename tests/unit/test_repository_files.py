@@ -1,66 +1,198 @@
-"""Files users run by hand: docker-compose.yml (no Docker engine here, so its structure is checked) and the
-MinIO build script, which must build the same version the library looks for."""
+"""Files users run by hand, checked against the code that has to agree with them: docker-compose.yml (no Docker
+engine here, so compose's variable substitution is applied in the test), .env.example, and the MinIO build script.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
+import shlex
+import stat
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
+from lakehouse.adapters.objectstore import bucket_of
 from lakehouse.services.containers import MINIO_IMAGE, POSTGRES_IMAGE
-from lakehouse.services.minio import MINIO_MODULE_VERSION
-from lakehouse.settings import PG_VARIABLES
+from lakehouse.services.minio import find_minio_binary
+from lakehouse.settings import LAKE_LAYERS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+# Documented in .env.example but read by other components than load_settings.
+READ_OUTSIDE_SETTINGS = {"JAVA_HOME", "LAKEHOUSE_PG_OS_USER", "LAKEHOUSE_REQUIRE_SERVICES"}
 
 
 def _compose() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return compose
 
 
-def test_compose_pins_the_quay_minio_image_with_seed_names_ports_and_healthchecks() -> None:
+def _documented() -> dict[str, str]:
+    """Every ``VAR=example`` line of .env.example, commented out or not."""
+    return dict(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), re.M))
+
+
+def _substitute(value: str, env: Mapping[str, str]) -> str:
+    """Compose's interpolation: ``${VAR}``, ``${VAR:-default}`` (default when unset or empty), ``$$`` for ``$``."""
+
+    def one(match: re.Match[str]) -> str:
+        if match[0] == "$$":
+            return "$"
+        return env.get(match[1]) or (match[2] if match[2] is not None else "")
+
+    return re.sub(r"\$\$|\$\{(\w+)(?::-([^}]*))?\}", one, value)
+
+
+def _resolved_service(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    service = _compose()["services"][name]
+    return {key: _substitute(str(value), env) for key, value in service.get("environment", {}).items()}
+
+
+def _published(name: str, container_port: int) -> set[int]:
+    """The host ports compose publishes for ``container_port`` of service ``name``."""
+    mappings = [str(mapping).split(":") for mapping in _compose()["services"][name]["ports"]]
+    return {int(m[-2]) for m in mappings if int(m[-1]) == container_port}
+
+
+def _dotenv_settings(tmp_path: Path, env: Mapping[str, str]) -> Settings:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    return load_settings({}, dotenv_path=dotenv, base_dir=tmp_path)
+
+
+def test_compose_runs_the_images_the_integration_tests_run() -> None:
     services = _compose()["services"]
-    minio, postgres = services["minio"], services["postgres"]
 
-    assert minio["image"] == MINIO_IMAGE == "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
-    assert minio["container_name"] == "campaign_minio"
-    assert {"9000:9000", "9001:9001"} <= set(minio["ports"])
-    assert "healthcheck" in minio
-    assert postgres["image"] == POSTGRES_IMAGE
-    assert postgres["container_name"] == "campaign_analytics_db"
-    assert "healthcheck" in postgres
+    assert services["minio"]["image"] == MINIO_IMAGE
+    assert services["postgres"]["image"] == POSTGRES_IMAGE
 
 
-def test_compose_defaults_match_the_seed_guide_credentials_and_database() -> None:
-    services = _compose()["services"]
+@pytest.mark.parametrize(
+    ("compose_reads_the_env", "overrides"),
+    [
+        pytest.param(False, {}, id="compose-defaults-and-the-documented-values"),
+        pytest.param(True, {}, id="one-env-file-with-the-documented-values"),
+        pytest.param(
+            True,
+            {
+                "AWS_ACCESS_KEY_ID": "alice",
+                "AWS_SECRET_ACCESS_KEY": "alice-secret-1",
+                "PGUSER": "bob",
+                "PGPASSWORD": "pw",
+            },
+            id="one-env-file-with-other-credentials",
+        ),
+        pytest.param(True, {"PGDATABASE": "analytics_dev"}, id="one-env-file-with-another-database"),
+    ],
+)
+def test_the_library_reaches_the_compose_services(
+    tmp_path: Path, compose_reads_the_env: bool, overrides: dict[str, str]
+) -> None:
+    """The library configured from .env.example's values (as a .env, edited or not) points at the ports compose
+    publishes, with the credentials and database compose creates: those compose reads from the same .env, or
+    its own defaults, which are the values .env.example shows."""
+    env = _documented() | overrides
+    settings = _dotenv_settings(tmp_path, env)
+    compose_env = env if compose_reads_the_env else {}
+    minio, postgres = _resolved_service("minio", compose_env), _resolved_service("postgres", compose_env)
 
-    assert services["minio"]["environment"]["MINIO_ROOT_USER"] == "${AWS_ACCESS_KEY_ID:-minioadmin}"
-    assert services["minio"]["environment"]["MINIO_ROOT_PASSWORD"] == "${AWS_SECRET_ACCESS_KEY:-minioadmin123}"
-    assert services["postgres"]["environment"]["POSTGRES_DB"] == "${PGDATABASE:-campaign_analytics}"
-    assert services["postgres"]["environment"]["POSTGRES_USER"] == "${PGUSER:-dbt_user}"
+    assert settings.s3 is not None
+    assert settings.postgres is not None
+    assert urlsplit(settings.s3.endpoint).port in _published("minio", 9000)  # MinIO's S3 API, not its console
+    assert (settings.s3.access_key_id, settings.s3.secret_access_key.reveal()) == (
+        minio["MINIO_ROOT_USER"],
+        minio["MINIO_ROOT_PASSWORD"],
+    )
+    assert settings.postgres.port in _published("postgres", 5432)
+    assert settings.postgres.password is not None
+    assert (settings.postgres.user, settings.postgres.password.reveal(), settings.postgres.database) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        postgres["POSTGRES_DB"],
+    )
 
 
-def test_compose_creates_one_bucket_per_layer_after_minio_is_healthy() -> None:
+def test_compose_creates_the_buckets_the_documented_lake_uri_writes_to(tmp_path: Path) -> None:
+    settings = _dotenv_settings(tmp_path, _documented())
     init = _compose()["services"]["minio-init"]
+    shell = shlex.split(_substitute(init["entrypoint"], {}))
+    words = shlex.split(shell[shell.index("-c") + 1])  # the script the container's shell runs
+    mb = words.index("mb")
+    created = {word.removeprefix("local/") for word in words[mb + 1 :] if word.startswith("local/")}
 
-    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
-    assert re.search(r"mc mb --ignore-existing local/bronze local/silver local/quarantine", init["entrypoint"])
-    assert init["restart"] == "no"
-
-
-def test_build_script_builds_the_version_the_library_looks_for() -> None:
-    script = (ROOT / "scripts" / "build-minio.sh").read_text()
-
-    assert f'MINIO_MODULE_VERSION="{MINIO_MODULE_VERSION}"' in script
+    assert settings.lake_kind == "s3"
+    assert created == {bucket_of(settings.layer_uri(layer)) for layer in LAKE_LAYERS}
 
 
-def test_env_example_documents_every_variable_the_code_reads() -> None:
-    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
-    code = "\n".join(p.read_text() for p in (ROOT / "lakehouse").rglob("*.py"))
-    read = set(re.findall(r'(?:\.get\(|_int\(env, )"([A-Z][A-Z0-9_]+)"', code))
-    read |= set(PG_VARIABLES)
+def _leaves(settings: Settings) -> dict[str, Any]:
+    """Every field of the settings, nested ones as ``postgres.host`` etc."""
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out |= {f"{field.name}.{f.name}": getattr(value, f.name) for f in dataclasses.fields(value)}
+        else:
+            out[field.name] = value
+    return out
 
-    assert len(read) > 15
-    assert read - documented == set()
+
+def _other_value(example: str) -> str:
+    """A valid value different from the documented example (which is usually the default)."""
+    return str(int(example) + 1) if example.isdigit() else f"{example}-other" if example else "other"
+
+
+def test_every_setting_has_a_documented_variable_and_every_documented_variable_does_something(
+    tmp_path: Path,
+) -> None:
+    # An external PostgreSQL and S3 credentials, so that every nested setting exists and can change.
+    context = {"PGHOST": "context-host", "AWS_ACCESS_KEY_ID": "context-id", "AWS_SECRET_ACCESS_KEY": "context-key"}
+    baseline = _leaves(load_settings(context, dotenv_path=None, base_dir=tmp_path))
+
+    changed_by: dict[str, set[str]] = {}
+    for name, example in _documented().items():
+        leaves = _leaves(load_settings(context | {name: _other_value(example)}, dotenv_path=None, base_dir=tmp_path))
+        changed_by[name] = {leaf for leaf, value in leaves.items() if value != baseline[leaf]}
+
+    inert = {name for name, leaves in changed_by.items() if not leaves}
+    assert inert <= READ_OUTSIDE_SETTINGS, f"documented but ignored by load_settings: {inert - READ_OUTSIDE_SETTINGS}"
+    reachable = set().union(*changed_by.values())
+    not_from_environment = {"postgres.embedded"}  # set by the embedded provider, never by a variable
+    assert set(baseline) - not_from_environment - reachable == set(), "settings without a documented variable"
+
+
+def test_the_build_script_puts_minio_where_the_library_looks_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a stand-in `go` (the real build takes minutes): the binary lands where find_minio_binary looks, and a
+    second run reuses it without building again."""
+    fake_bin, cache = tmp_path / "bin", tmp_path / "cache"
+    fake_bin.mkdir()
+    calls = tmp_path / "go-calls"
+    go = fake_bin / "go"
+    go.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nprintf "#!/bin/sh\\n" > "$GOBIN/minio"\nchmod +x "$GOBIN/minio"\n')
+    go.chmod(go.stat().st_mode | stat.S_IXUSR)
+
+    def build() -> str:
+        proc = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "build-minio.sh")],
+            env={**os.environ, "PATH": f"{fake_bin}:/usr/bin:/bin", "LAKEHOUSE_CACHE_DIR": str(cache)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return proc.stdout.strip()
+
+    built = build()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `minio` on PATH to fall back on
+
+    assert find_minio_binary(cache) == Path(built)
+    assert build() == built
+    assert len(calls.read_text().splitlines()) == 1  # built once, reused the second time

@@ -1,45 +1,78 @@
-"""The Spark configuration is pure and checked without a JVM; the Java check reads real `java -version` output."""
+"""The Spark configuration follows the settings (checked without a JVM), the session it builds speaks Delta SQL,
+and the Java check reads real `java -version` output."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from lakehouse.adapters import lake
 from lakehouse.adapters.spark import MIN_JAVA, java_major_version, spark_conf
 from lakehouse.errors import JavaNotFoundError
 from lakehouse.settings import load_settings
 
-S3_ENV = {
-    "LAKEHOUSE_LAKE_URI": "s3a://",
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
-    "AWS_ACCESS_KEY_ID": "minioadmin",
-    "AWS_SECRET_ACCESS_KEY": "minioadmin123",
-}
 
+def test_the_conf_carries_the_settings_and_the_resolved_jars_and_no_s3a_for_a_local_lake(tmp_path: Path) -> None:
+    env = {
+        "LAKEHOUSE_SPARK_MASTER": "local[3]",
+        "LAKEHOUSE_SHUFFLE_PARTITIONS": "5",
+        "LAKEHOUSE_SPARK_DRIVER_MEMORY": "3g",
+        "LAKEHOUSE_DATA_DIR": "somewhere",
+    }
+    jars = [tmp_path / "a.jar", tmp_path / "b.jar"]
 
-def test_local_lake_conf_enables_delta_and_leaves_s3a_out(tmp_path: Path) -> None:
-    conf = spark_conf(load_settings({}, dotenv_path=None, base_dir=tmp_path), [tmp_path / "a.jar"])
+    conf = spark_conf(load_settings(env, dotenv_path=None, base_dir=tmp_path), jars)
 
-    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
-    assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-    assert conf["spark.jars"] == str(tmp_path / "a.jar")
-    assert conf["spark.ui.enabled"] == "false"
-    assert conf["spark.sql.session.timeZone"] == "UTC"
+    assert conf["spark.jars"].split(",") == [str(j) for j in jars]
+    assert conf["spark.master"] == "local[3]"
+    assert conf["spark.sql.shuffle.partitions"] == conf["spark.default.parallelism"] == "5"
+    assert conf["spark.driver.memory"] == "3g"
+    # Spark's scratch tables go below the data dir, not into whatever directory the runner was started from.
+    assert conf["spark.sql.warehouse.dir"] == (tmp_path / "somewhere" / "spark-warehouse").as_uri()
     assert not any(key.startswith("spark.hadoop.fs.s3a") for key in conf)
 
 
-def test_s3_lake_conf_uses_path_style_minio_and_the_magic_committer(tmp_path: Path) -> None:
-    conf = spark_conf(load_settings(S3_ENV, dotenv_path=None, base_dir=tmp_path), [])
+@pytest.mark.parametrize(
+    ("endpoint", "ssl", "path_style"),
+    [
+        ("http://127.0.0.1:9000", "false", "true"),  # MinIO in development
+        ("https://minio.internal:9000", "true", "true"),  # MinIO behind TLS
+        (None, "true", None),  # AWS S3 itself: virtual-host style on the regional endpoint
+    ],
+)
+def test_s3a_follows_the_endpoint_credentials_and_region(
+    tmp_path: Path, endpoint: str | None, ssl: str, path_style: str | None
+) -> None:
+    env = {
+        "LAKEHOUSE_LAKE_URI": "s3a://",
+        "AWS_ACCESS_KEY_ID": "key-id",
+        "AWS_SECRET_ACCESS_KEY": "the-secret",
+        "AWS_REGION": "eu-west-3",
+    } | ({"AWS_ENDPOINT_URL": endpoint} if endpoint else {})
 
-    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
-    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
-    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
-    assert conf["spark.hadoop.fs.s3a.committer.name"] == "magic"
-    assert conf["spark.hadoop.fs.s3a.committer.magic.enabled"] == "true"
-    assert conf["spark.sql.sources.commitProtocolClass"].endswith("PathOutputCommitProtocol")
-    assert conf["spark.sql.parquet.output.committer.class"].endswith("BindingParquetOutputCommitter")
+    conf = spark_conf(load_settings(env, dotenv_path=None, base_dir=tmp_path), [])
+
+    assert conf.get("spark.hadoop.fs.s3a.endpoint") == endpoint
+    assert conf.get("spark.hadoop.fs.s3a.path.style.access") == path_style
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == ssl
+    assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-3"
+    assert conf["spark.hadoop.fs.s3a.access.key"] == "key-id"
+    assert conf["spark.hadoop.fs.s3a.secret.key"] == "the-secret"  # Hadoop needs the value itself, not the mask
+
+
+def test_the_built_session_runs_the_delta_sql_the_lake_adapter_relies_on(spark: Any, tmp_path: Path) -> None:
+    """``describe detail`` (lake.table_size), ``describe history`` and ``delete`` on a path need Delta's SQL
+    extension and catalog in the session that :func:`build_spark` configures."""
+    uri = (tmp_path / "table").as_uri()
+    written = lake.write_table(spark.range(10), uri, mode="replace")
+
+    assert lake.table_size(spark, uri) == (1, written.bytes)
+    spark.sql(f"delete from delta.`{uri}` where id < 4")
+    assert [r.version for r in spark.sql(f"describe history delta.`{uri}`").collect()] == [1, 0]
+    assert sorted(r.id for r in lake.read_table(spark, uri).collect()) == [4, 5, 6, 7, 8, 9]
 
 
 def _fake_java(tmp_path: Path, version_line: str) -> str:

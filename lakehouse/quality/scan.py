@@ -126,7 +126,10 @@ def scan_layer(
     files = check_files(layer, checks_dir)
     with _soda_session(pg):
         scan = _prepared_scan(configuration, files)
-        scan.execute()
+        try:
+            scan.execute()
+        finally:
+            _disconnect(scan)
         errors = _error_lines(scan, pg)
         results = tuple(_result(check, errors) for check in scan._checks)  # _checks: also those not evaluated
     quality = LayerQuality(layer, results, time.perf_counter() - started, errors)
@@ -162,7 +165,10 @@ def validate_configuration(
         for source in files:
             scan.set_data_source_name(source)
             scan.add_sodacl_yaml_str(probe, file_name=f"probe_{source}")
-        scan.execute()
+        try:
+            scan.execute()
+        finally:
+            _disconnect(scan)
         errors = _error_lines(scan, pg)
     if errors:
         raise QualityError(f"Soda could not query {pg.endpoint}: {errors[0]}")
@@ -206,6 +212,14 @@ def _prepared_scan(configuration: Path, files: dict[str, tuple[Path, ...]]) -> A
     if problems:
         raise QualityError(f"Soda cannot use {configuration} and the check files: {'; '.join(problems)}")
     return scan
+
+
+def _disconnect(scan: Any) -> None:
+    """Close every connection the scan opened. Soda 3 leaves them open inside a transaction (its own close only
+    knows named connections), holding a read lock on every table it scanned for as long as the objects live (after
+    dbt ran in the same process they were not collected): the next writer of those tables would wait forever."""
+    for data_source in scan._data_source_manager.data_sources.values():
+        data_source.disconnect()
 
 
 def _error_lines(scan: Any, pg: PostgresSettings) -> tuple[str, ...]:

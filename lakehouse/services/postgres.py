@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import logging
 import os
 import pwd
 import shutil
@@ -28,6 +29,7 @@ from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import free_port
 from lakehouse.settings import PostgresSettings
 
+log = logging.getLogger(__name__)
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "campaign_analytics"
 _START_TIMEOUT_S = 60
@@ -125,6 +127,7 @@ class LocalPostgres:
                 f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''",
             )
             self.started_here = True
+            log.info("started embedded PostgreSQL on 127.0.0.1:%s (data in %s)", self.port, self.data_dir)
         else:
             self.port = running_port
         settings = PostgresSettings(
@@ -142,6 +145,7 @@ class LocalPostgres:
         """Stop the server running in ``data_dir``, whoever started it (``runner.py db stop``)."""
         if self.running_port() is not None:
             self._pg_ctl("stop", "-w", "-m", "fast")
+            log.info("stopped embedded PostgreSQL (data in %s)", self.data_dir)
         self.started_here = False
 
     def running_port(self) -> int | None:

@@ -22,6 +22,7 @@ from lakehouse.errors import (
     JarResolutionError,
     JavaNotFoundError,
     LakehouseError,
+    RunInProgressError,
     ServiceUnavailableError,
 )
 from lakehouse.report import as_json, quality_lines, render_table
@@ -40,6 +41,7 @@ class ExitCode(IntEnum):
     SERVICE = 4
     REFUSED = 5
     QUALITY = 6
+    BUSY = 7
 
 
 EXIT_CODES_HELP = "Exit codes:\n" + "\n".join(
@@ -52,6 +54,7 @@ EXIT_CODES_HELP = "Exit codes:\n" + "\n".join(
         (ExitCode.SERVICE, "a service is unavailable (Java, MinIO/S3, PostgreSQL, the Maven repository for jars)"),
         (ExitCode.REFUSED, "some landing files were refused (named on stderr); the others were loaded"),
         (ExitCode.QUALITY, "a quality gate failed (Soda checks named on stderr); downstream layers did not run"),
+        (ExitCode.BUSY, "another run is in progress on this lake or warehouse (see --wait)"),
     )
 )
 Handler = Callable[[Settings, argparse.Namespace], ExitCode]
@@ -70,6 +73,7 @@ def cmd_layers(settings: Settings, args: argparse.Namespace) -> ExitCode:
         input_dir=Path(args.input) if getattr(args, "input", None) else None,
         full_refresh=getattr(args, "full_refresh", False),
         scan=not args.no_quality,
+        wait_s=args.wait,
         arguments=sys.argv[1:],
         log_line=lambda line: log.info("%s", line),
     )
@@ -154,12 +158,14 @@ def cmd_docs(settings: Settings, args: argparse.Namespace) -> ExitCode:
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> ExitCode:
     """Manage the embedded PostgreSQL so it can outlive a run (e.g. for the seed guide's psql queries)."""
-    from lakehouse.services.provide import embedded_postgres
+    from lakehouse.services.provide import SharedEmbedded, embedded_postgres
 
     if settings.postgres is not None:
         print(f"PG* variables point at {settings.postgres.endpoint}; the embedded server is not used")
         return ExitCode.USAGE
     server = embedded_postgres(settings)
+    if args.action in ("start", "stop"):  # from now on the user decides when it stops, not the last run
+        SharedEmbedded(server).owned.unlink(missing_ok=True)
     if args.action == "start":
         pg = server.start()
         print(
@@ -196,20 +202,38 @@ def _summary(cmd: argparse.ArgumentParser, *, gated: bool = True) -> None:
         cmd.add_argument("--no-quality", action="store_true", help="skip the Soda scans after each layer")
 
 
+def _wait(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--wait",
+        nargs="?",
+        type=float,
+        const=None,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another run holds the lake or the warehouse, wait for it (up to SECONDS; forever without a "
+        "number) instead of exiting 7 at once",
+    )
+
+
+def _silver_options(cmd: argparse.ArgumentParser) -> None:
+    _summary(cmd)
+    _wait(cmd)
+
+
 def _run_options(cmd: argparse.ArgumentParser) -> None:
     _input(cmd)
     _full_refresh(cmd)
-    _summary(cmd)
+    _silver_options(cmd)
 
 
 def _bronze_options(cmd: argparse.ArgumentParser) -> None:
     _input(cmd)
-    _summary(cmd)
+    _silver_options(cmd)
 
 
 def _gold_options(cmd: argparse.ArgumentParser) -> None:
     _full_refresh(cmd)
-    _summary(cmd)
+    _silver_options(cmd)
 
 
 def _quality_options(cmd: argparse.ArgumentParser) -> None:
@@ -242,7 +266,7 @@ def _existing_dir(value: str) -> Path:
 COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {
     "run": (cmd_layers, _run_options, "bronze -> silver -> gold in one SparkSession (the default command)"),
     "bronze": (cmd_layers, _bronze_options, "ingest landing CSVs into bronze (Delta + PostgreSQL bronze.raw_*)"),
-    "silver": (cmd_layers, _summary, "rebuild silver and quarantine from bronze, and reconcile the counts"),
+    "silver": (cmd_layers, _silver_options, "rebuild silver and quarantine from bronze, and reconcile the counts"),
     "gold": (cmd_layers, _gold_options, "build gold with dbt: core.* star schema, analytics.* marts, tests, snapshots"),
     "quality": (cmd_quality, _quality_options, "run the Soda scans alone (all layers or --layer) and record them"),
     "generate": (cmd_generate, _generate_options, "write a deterministic sample landing directory with a manifest"),
@@ -266,7 +290,9 @@ def build_parser(prog: str = "lakehouse") -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.set_defaults(handler=handler)
         add_options(cmd)
-    parser.set_defaults(handler=cmd_layers, command="run", input=None, full_refresh=False, json=False, no_quality=False)
+    parser.set_defaults(
+        handler=cmd_layers, command="run", input=None, full_refresh=False, json=False, no_quality=False, wait=0.0
+    )
     return parser
 
 
@@ -293,6 +319,9 @@ def main(argv: Sequence[str] | None = None, *, base_dir: Path | None = None, pro
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return ExitCode.CONFIG
+    except RunInProgressError as exc:
+        print(f"not started: {exc}", file=sys.stderr)
+        return ExitCode.BUSY
     except (ServiceUnavailableError, JavaNotFoundError, JarResolutionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.SERVICE

@@ -34,3 +34,7 @@ class ServiceUnavailableError(LakehouseError):
         if hint:
             message += f"\n  Try: {hint}"
         super().__init__(message)
+
+
+class RunInProgressError(LakehouseError):
+    """Another run holds the lake or the warehouse; this one did not start (or gave up waiting)."""

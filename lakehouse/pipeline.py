@@ -13,13 +13,14 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
-from lakehouse.adapters import lake
+from lakehouse.adapters import lake, locks
+from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
 from lakehouse.bronze import layer as bronze
 from lakehouse.bronze.ingest_log import ingested_csv_bytes
@@ -79,9 +80,14 @@ def run(
     full_refresh: bool = False,
     scan: bool = True,
     arguments: Sequence[str] = (),
+    wait_s: float | None = 0,
     log_line: LogLine = log.info,
 ) -> RunOutcome:
     """Run ``layers`` end to end with the configured (or embedded) services and one SparkSession.
+
+    One run at a time: the run holds the lake's and the warehouse's run locks from start to end
+    (:mod:`lakehouse.adapters.locks`); when another run holds one, it waits up to ``wait_s`` seconds
+    (``None``: forever) and then raises :class:`~lakehouse.errors.RunInProgressError`.
 
     Args:
         settings: from :func:`lakehouse.settings.load_settings`.
@@ -91,17 +97,23 @@ def run(
         full_refresh: rebuild incremental gold models from scratch.
         scan: run the Soda gate after each layer.
         arguments: recorded in ``ops.pipeline_runs``.
+        wait_s: how long to wait for another run's locks.
 
     Raises:
+        RunInProgressError: another run held the lake or the warehouse for longer than ``wait_s``.
         ConfigurationError: ``input_dir`` does not exist.
         ServiceUnavailableError: Java, PostgreSQL or the lake cannot be reached.
     """
-    files, refused = landing_files(settings, input_dir) if "bronze" in layers else ([], [])
+    now = dt.datetime.now(dt.UTC)
+    run_id = new_run_id(now)
     with contextlib.ExitStack() as stack:
-        pg = stack.enter_context(provide.postgres(settings))
-        spark = stack.enter_context(spark_session(settings)) if set(layers) - {"gold"} else None
-        if spark is not None:
+        if set(layers) - {"gold"}:
             lake.ensure_layers(settings)
+            stack.enter_context(locks.lake_lock(settings, run=run_id, wait_s=wait_s))
+        pg = stack.enter_context(provide.postgres(settings))
+        stack.enter_context(locks.warehouse_lock(pg, run=run_id, wait_s=wait_s))
+        files, refused = landing_files(settings, input_dir) if "bronze" in layers else ([], [])
+        spark = stack.enter_context(spark_session(settings)) if set(layers) - {"gold"} else None
         outcome = run_layers(
             settings,
             pg,
@@ -109,6 +121,8 @@ def run(
             spark=spark,
             files=files,
             arguments=arguments,
+            now=now,
+            run_id=run_id,
             full_refresh=full_refresh,
             scan=scan,
             log_line=log_line,
@@ -154,26 +168,30 @@ def run_layers(
     files: Sequence[LandingFile] = (),
     arguments: Sequence[str] = (),
     now: dt.datetime | None = None,
+    run_id: str | None = None,
     full_refresh: bool = False,
     scan: bool = True,
     log_line: LogLine = log.info,
 ) -> RunOutcome:
-    """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda."""
+    """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda.
+
+    The caller holds the run locks (:func:`run` does)."""
     now = now or dt.datetime.now(dt.UTC)
-    outcome = RunOutcome(new_run_id(now))
+    outcome = RunOutcome(run_id or new_run_id(now))
     start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
     status: RunStatus = "failed"
     try:
         for layer in (name for name in LAYERS if name in layers):
+            touched: Collection[str] | None = None  # gold: every model
             if layer == "bronze":
-                _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
+                touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
             elif layer == "silver":
-                _silver(_needs(spark, layer), settings, pg, now, outcome)
+                touched = _silver(_needs(spark, layer), settings, pg, now, outcome)
             else:
                 _gold(pg, full_refresh, outcome, log_line)
                 if outcome.failed_tests:
                     break
-            if scan and not _gate(pg, layer, outcome, log_line):
+            if scan and not _gate(pg, layer, outcome, log_line, tables=touched):
                 break
         if spark is not None:
             outcome.storage = storage(spark, settings)
@@ -219,21 +237,25 @@ def _bronze(
     files: list[LandingFile],
     now: dt.datetime,
     outcome: RunOutcome,
-) -> None:
+) -> list[str]:
+    """Ingest; return the bronze tables the gate judges: those that exist (a table never delivered has none)."""
     report = bronze.ingest(spark, settings, pg, files, now=now)
     _record(pg, outcome, report.summary_rows())
     outcome.notes.append(
         f"bronze batches: {', '.join(report.batches) or 'none (nothing new)'}; "
         f"files skipped as already ingested: {len(report.skipped_files)}"
     )
+    return existing_tables(pg, "bronze", [f"raw_{table}" for table in TABLES])
 
 
 def _silver(
     spark: SparkSession, settings: Settings, pg: PostgresSettings, now: dt.datetime, outcome: RunOutcome
-) -> None:
+) -> list[str]:
+    """Build silver; return the tables the gate judges: those with bronze rows (no delivery yet, nothing to judge)."""
     report = build_silver(spark, settings, pg, run_id=outcome.run_id, processed_at=now)
     _record(pg, outcome, report.summary_rows())
     outcome.notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
+    return [t.table for t in report.tables.values() if t.bronze_rows > 0]
 
 
 def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
@@ -243,8 +265,10 @@ def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_lin
     outcome.notes.append(f"gold: dbt build {'passed' if result.ok else 'FAILED'} (core.*, analytics.*)")
 
 
-def _gate(pg: PostgresSettings, layer: str, outcome: RunOutcome, log_line: LogLine) -> bool:
-    quality = scan_layer(pg, layer, log=log_line)
+def _gate(
+    pg: PostgresSettings, layer: str, outcome: RunOutcome, log_line: LogLine, *, tables: Collection[str] | None = None
+) -> bool:
+    quality = scan_layer(pg, layer, tables=tables, log=log_line)
     outcome.quality.append(quality)
     record_quality(pg, outcome.run_id, layer, quality.results)
     for result in quality.warned:

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -103,6 +103,7 @@ def scan_layer(
     *,
     checks_dir: Path = CHECKS_DIR,
     configuration: Path = CONFIGURATION,
+    tables: Collection[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> LayerQuality:
     """Run every check of ``layer`` (``bronze``, ``silver`` or ``gold``) against ``pg``.
@@ -111,6 +112,8 @@ def scan_layer(
         pg: the warehouse holding the layer's tables.
         checks_dir: the root of the check files, ``<checks_dir>/<layer>/...``.
         configuration: Soda's data sources (``soda/configuration.yml``).
+        tables: scan only the check files of these tables (file name without ``.yml``, e.g. ``raw_campaigns``):
+            a gate judges what the run touched. None scans every table of the layer.
         log: receives one line per Soda error and per check that warned or failed, then a summary.
 
     Returns:
@@ -124,6 +127,13 @@ def scan_layer(
     """
     started = time.perf_counter()
     files = check_files(layer, checks_dir)
+    if tables is not None:
+        files = {
+            source: kept for source, paths in files.items() if (kept := tuple(p for p in paths if p.stem in tables))
+        }
+        if not files:
+            log(f"{layer:<6} soda: nothing to scan, the run touched no table of this layer")
+            return LayerQuality(layer, (), time.perf_counter() - started)
     with _soda_session(pg):
         scan = _prepared_scan(configuration, files)
         try:

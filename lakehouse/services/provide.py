@@ -11,7 +11,9 @@ Each function is a context manager yielding frozen client settings, and stops on
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -54,16 +56,72 @@ def postgres(
     settings: Settings, *, data_dir: Path | None = None, docker: bool = False, wait_s: float = 15
 ) -> contextlib.AbstractContextManager[PostgresSettings]:
     """PostgreSQL: ``PG*`` if set, else a container (``docker``), else the embedded server in ``data_dir``
-    (default ``<data dir>/postgres``). An embedded server that was already running is left running."""
+    (default ``<data dir>/postgres``), shared by every process using it (see :class:`SharedEmbedded`)."""
 
-    def local() -> LocalPostgres:
-        if data_dir is None:
-            return embedded_postgres(settings)
-        return LocalPostgres(PostgresBinaries.embedded(), data_dir)
+    def local() -> Service[PostgresSettings]:
+        server = (
+            embedded_postgres(settings) if data_dir is None else LocalPostgres(PostgresBinaries.embedded(), data_dir)
+        )
+        return SharedEmbedded(server)
 
     return _provide(
         settings.postgres, lambda pg: wait_for_postgres(pg, timeout_s=wait_s), docker, PostgresContainerService, local
     )
+
+
+class SharedEmbedded:
+    """An embedded server shared by the processes that use it at once: stopped by the last one to leave.
+
+    Every user holds a shared ``flock`` on ``<data dir>.users`` while it uses the server; starting is serialised by
+    an exclusive lock on ``<data dir>.start``. A server started by a user is marked (``<data dir>.owned``); on
+    leaving, a user that can take the users lock exclusively is the last one, and stops a marked server. A server
+    started by ``runner.py db start`` carries no mark and keeps running. A user killed by ``kill -9`` loses its
+    locks with its process, so the next user to leave cleans up after it.
+    """
+
+    def __init__(self, server: LocalPostgres) -> None:
+        self.server = server
+        base = server.data_dir
+        self._users = base.with_name(base.name + ".users")
+        self._start = base.with_name(base.name + ".start")
+        self.owned = base.with_name(base.name + ".owned")
+        self._fd: int | None = None
+
+    def start(self) -> PostgresSettings:
+        self.server.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self._users, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        with _exclusive(self._start):
+            settings = self.server.start()
+            if self.server.started_here:
+                self.owned.touch(mode=0o600)
+        return settings
+
+    def stop(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("embedded PostgreSQL left running: another process still uses it")
+        else:
+            if self.owned.exists():
+                with _exclusive(self._start):
+                    self.server.stop_server()
+                    self.owned.unlink(missing_ok=True)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def object_store(

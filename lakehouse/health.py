@@ -14,8 +14,9 @@ import psycopg2
 from lakehouse.adapters import lake
 from lakehouse.adapters.spark import build_spark, check_java
 from lakehouse.adapters.warehouse import connect
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.services import provide
+from lakehouse.services.postgres import wait_for_postgres
 from lakehouse.settings import PostgresSettings, Settings
 
 if TYPE_CHECKING:
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
 
 
 WAREHOUSE_SCHEMAS = ("bronze", "silver", "quarantine", "ops", "core", "analytics")
+
+
+def lost_service(settings: Settings, pg: PostgresSettings) -> ServiceUnavailableError | None:
+    """After a failure: the service that stopped answering (PostgreSQL, then the object store), or None."""
+    try:
+        wait_for_postgres(pg, timeout_s=3)
+        if settings.lake_kind == "s3" and settings.s3 is not None:
+            lake.ensure_layers(settings)
+    except ServiceUnavailableError as exc:
+        return ServiceUnavailableError(
+            exc.service, exc.endpoint, f"it stopped answering during the run ({exc.detail})", hint=exc.hint
+        )
+    return None
 
 
 def check_all(settings: Settings) -> list[Probe]:

@@ -26,8 +26,9 @@ from lakehouse.bronze import layer as bronze
 from lakehouse.bronze.ingest_log import ingested_csv_bytes
 from lakehouse.bronze.landing import LandingFile, Refusal, discover
 from lakehouse.contracts import LAYERS, TABLES
-from lakehouse.errors import ConfigurationError
+from lakehouse.errors import ConfigurationError, ServiceUnavailableError
 from lakehouse.gold import run_gold
+from lakehouse.health import lost_service
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
 from lakehouse.report import Storage, SummaryRow
 from lakehouse.sample import generate
@@ -114,19 +115,27 @@ def run(
         stack.enter_context(locks.warehouse_lock(pg, run=run_id, wait_s=wait_s))
         files, refused = landing_files(settings, input_dir) if "bronze" in layers else ([], [])
         spark = stack.enter_context(spark_session(settings)) if set(layers) - {"gold"} else None
-        outcome = run_layers(
-            settings,
-            pg,
-            layers=layers,
-            spark=spark,
-            files=files,
-            arguments=arguments,
-            now=now,
-            run_id=run_id,
-            full_refresh=full_refresh,
-            scan=scan,
-            log_line=log_line,
-        )
+        try:
+            outcome = run_layers(
+                settings,
+                pg,
+                layers=layers,
+                spark=spark,
+                files=files,
+                arguments=arguments,
+                now=now,
+                run_id=run_id,
+                full_refresh=full_refresh,
+                scan=scan,
+                log_line=log_line,
+            )
+        except ServiceUnavailableError:
+            raise
+        except Exception as exc:  # a lost service surfaces as anything (py4j, psycopg2, dbt): name it if one is
+            lost = lost_service(settings, pg)
+            if lost is None:
+                raise
+            raise lost from exc
     outcome.refused = tuple(refused)
     return outcome
 

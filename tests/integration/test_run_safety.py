@@ -21,8 +21,11 @@ import psycopg2
 import pytest
 
 from lakehouse.adapters import locks
+from lakehouse.adapters.objectstore import ensure_bucket
 from lakehouse.errors import RunInProgressError
 from lakehouse.services import free_port, provide
+from lakehouse.services.minio import LocalMinio, find_minio_binary
+from lakehouse.services.postgres import LocalPostgres, PostgresBinaries
 from lakehouse.settings import PostgresSettings, S3Settings, load_settings
 
 pytestmark = pytest.mark.integration
@@ -191,3 +194,70 @@ def test_a_first_delivery_of_some_tables_passes_the_gates_and_a_refused_file_exi
     assert silver_code == 0, silver_err[-3000:]
     assert "quality silver: " in silver_out
     assert " 0 failed" in next(line for line in silver_out.splitlines() if line.startswith("quality silver"))
+
+
+@pytest.mark.parametrize("lost", ["PostgreSQL", "S3"])
+def test_a_service_lost_while_silver_runs_exits_4_naming_it(tmp_path: Path, lost: str) -> None:
+    binary = find_minio_binary(load_settings(dotenv_path=None).cache_dir)
+    assert binary is not None, "the MinIO build is missing (scripts/build-minio.sh)"
+    landing = _landing(
+        tmp_path, **{"advertisers.csv": ADVERTISERS, "campaigns.csv": CAMPAIGNS, "performance.csv": PERFORMANCE}
+    )
+    with (
+        LocalMinio(binary, tmp_path / "minio", secret_key="canary-s3-secret-7f3a") as s3,
+        LocalPostgres(PostgresBinaries.embedded(), tmp_path / "pg") as pg,
+    ):
+        ensure_bucket(s3, "lake")
+        env = _env(tmp_path) | pg.libpq_env()
+        env |= {
+            "LAKEHOUSE_LAKE_URI": "s3a://lake/data",
+            "AWS_ENDPOINT_URL": s3.endpoint_url or "",
+            "AWS_ACCESS_KEY_ID": s3.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_access_key.reveal(),
+        }
+        proc = _runner(["run", "--input", str(landing)], env, tmp_path)
+        assert proc.stderr is not None
+        seen: list[str] = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "silver/advertisers:" in line:  # silver has written its first table: stop the service under it
+                if lost == "PostgreSQL":
+                    subprocess.run(_pg_ctl_immediate(tmp_path / "pg"), check=True, capture_output=True)
+                else:
+                    minio_pid = next(p for p in _children_named("minio") if str(tmp_path) in _cmdline(p))
+                    os.kill(minio_pid, signal.SIGKILL)
+                break
+        out, rest = proc.communicate(timeout=600)
+        err = "".join(seen) + rest
+
+    assert any("silver/advertisers:" in line for line in seen), err[-3000:]
+    assert proc.returncode == 4, err[-3000:]
+    endpoint = f"{pg.host}:{pg.port}" if lost == "PostgreSQL" else s3.endpoint_url
+    assert f"{lost} is not available at {endpoint}" in err
+    assert "Traceback" not in err
+    assert "canary-s3-secret-7f3a" not in out + err
+
+
+def _pg_ctl_immediate(data_dir: Path) -> list[str]:
+    """``pg_ctl stop -m immediate``, as the server's OS user: a crash, not a shutdown."""
+    pg_ctl = str(PostgresBinaries.embedded().bin_dir / "pg_ctl")
+    command = [pg_ctl, "stop", "-m", "immediate", "-w", "-D", str(data_dir)]
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _children_named(name: str) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _comm(p) == name]
+
+
+def _comm(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

@@ -1,12 +1,14 @@
-"""A hostile fixture: every value a loader gets wrong when it is not exact, and a NULL in every column."""
+"""Hostile fixtures: every value a loader gets wrong when it is not exact, and a NULL in every column; landing
+file names a path API gets wrong, and landing bytes no PostgreSQL text can hold."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from lakehouse.contracts import Column, Table
+from lakehouse.contracts import SOURCE_COLUMNS, Column, Table
 
 UTC = dt.UTC
 
@@ -79,3 +81,45 @@ def hostile_rows() -> list[tuple[Any, ...]]:
         )
     )
     return rows
+
+
+# Names the file system allows and a path API mangles: URL encoding (space, parentheses, #, %, a literal %20,
+# unicode), Hadoop globs ([ ] * ? { }), a colon (a URI scheme to Hadoop), a backslash (a glob escape), quotes,
+# a tab and a newline.
+HOSTILE_FILE_NAMES = (
+    "campaigns (1).csv",
+    "campaigns #2.csv",
+    "campaigns 100%.csv",
+    "campaigns%20encoded.csv",
+    "campaigns_ünïcødé_日本.csv",
+    "campaigns[1].csv",
+    "campaigns*.csv",
+    "campaigns?.csv",
+    "campaigns{a,b}.csv",
+    "campaigns:colon.csv",
+    "campaigns\\back.csv",
+    "campaigns 'single' \"double\".csv",
+    "campaigns\ttab\nnewline.csv",
+)
+# A NUL byte: valid UTF-8, but PostgreSQL text (and so COPY) has no way to hold it.
+NUL_FIELD = "before\x00after"
+
+
+def campaigns_csv(*names: str) -> str:
+    """A small campaigns landing file: the header and one valid record per campaign name."""
+    lines = [",".join(SOURCE_COLUMNS["campaigns"])]
+    lines += [
+        f"{900 + i},1,{name},Search,Active,Sales,2024-01-01,2024-12-31,10.00,100.00" for i, name in enumerate(names)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def land_hostile_names(folder: Path) -> dict[str, str]:
+    """One campaigns file under every hostile name in ``folder`` (distinct contents, so none is a duplicate);
+    returns ``{file name: the campaign name it holds}``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    landed = {}
+    for i, name in enumerate(HOSTILE_FILE_NAMES):
+        landed[name] = f"hostile name {i}"
+        (folder / name).write_text(campaigns_csv(landed[name]), encoding="utf-8")
+    return landed

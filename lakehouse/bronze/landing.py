@@ -1,5 +1,10 @@
 """Landing CSVs: finding them, matching their headers to a table contract, and parsing their records.
 
+Only regular files inside the landing directory are read: a symbolic link is refused, never followed, so nothing
+outside the directory can be ingested or quoted in a refusal. A file is known by its path relative to the
+landing directory (``_source_file``), so equal names in two subfolders stay apart. Its bytes are checked before
+a batch is planned: they must be UTF-8 without NUL bytes (PostgreSQL text cannot hold a NUL).
+
 Parsing follows RFC 4180 strictly (Python's ``csv`` module with ``strict=True``) and keeps every record:
 a record that does not parse into the header's fields — too many or too few fields, or broken quoting — is
 returned with its raw text instead of being dropped or silently repaired. A quoted field may span lines; it
@@ -11,17 +16,25 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import io
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from lakehouse.contracts import SOURCE_COLUMNS
 from lakehouse.errors import LakehouseError
 
 _TABLE_PREFIX = re.compile(r"^([A-Za-z]+)")
+_CHUNK = 1 << 20
+# O_NOFOLLOW: a link swapped in after discovery is not opened. O_NONBLOCK: opening a FIFO does not hang.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_LINK = "a symbolic link; only regular files inside the landing directory are read (links are not followed)"
 
 
 class HeaderMismatchError(LakehouseError):
@@ -37,18 +50,24 @@ class HeaderMismatchError(LakehouseError):
         super().__init__(f"{file}: header refused ({'; '.join(parts)})")
 
 
+class UnreadableFileError(LakehouseError):
+    """A landing file cannot be ingested as it is: not a regular file, not UTF-8, a NUL byte, or changed."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        self.file, self.reason = file, reason
+        super().__init__(f"{file}: {reason}")
+
+
 @dataclass(frozen=True)
 class LandingFile:
-    """A CSV in the landing directory. ``table`` comes from the file name's prefix."""
+    """A CSV in the landing directory. ``source_file`` is its path relative to that directory (``/``-separated);
+    ``table`` comes from the file name's prefix."""
 
     path: Path
+    source_file: str
     table: str
     content_hash: str
     bytes: int
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
 
 @dataclass(frozen=True)
@@ -145,50 +164,119 @@ def parse_records(
             yield tuple(fields[p] for p in positions), None
 
 
-def read_header(path: Path) -> list[str]:
+def source_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` with ``/`` separators; bytes that are not UTF-8 appear as ``\\xNN``."""
+    relative = path.relative_to(root).as_posix()
+    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def open_regular(path: Path, *, file: str) -> BinaryIO:
+    """Open ``path`` for reading in binary mode if it is a regular file, never through a symbolic link.
+
+    Raises:
+        UnreadableFileError: ``path`` is a link, not a regular file, or cannot be opened (the message names
+            ``file`` and the reason, never what a link points to).
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        reason = _LINK if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror})"
+        raise UnreadableFileError(file, reason) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnreadableFileError(file, "not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def read_header(path: Path, *, file: str) -> list[str]:
     """The first record of ``path`` (the header) without reading the rest of the file."""
-    with path.open(newline="", encoding="utf-8") as f:
+    with io.TextIOWrapper(open_regular(path, file=file), encoding="utf-8", newline="") as f:
         for fields in csv.reader(f, strict=True):
             if fields:
                 return fields
     return []
 
 
-def discover(input_dir: Path) -> tuple[list[LandingFile], list[Refusal]]:
-    """Every ``*.csv`` below ``input_dir`` that belongs to a known table and has an acceptable header.
+def check_content(path: Path, *, file: str) -> tuple[str, int]:
+    """SHA-256 and size of the file's bytes, once they are proven to be UTF-8 without a NUL byte.
 
-    Files are returned in name order; refusals carry the reason (unknown table, bad header, not UTF-8).
+    Raises:
+        UnreadableFileError: naming ``file`` and the line (counted by ``\\n``) of the first offending byte.
+    """
+    digest, decoder = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")()
+    size = lines = 0
+    with open_regular(path, file=file) as f:
+        while chunk := f.read(_CHUNK):
+            held = len(decoder.getstate()[0])  # the start of a character split across chunks (never a newline)
+            problem: tuple[int, str] | None = None
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                problem = (max(exc.start - held, 0), f"not valid UTF-8 ({exc.reason})")
+            nul = chunk.find(b"\0")
+            if nul >= 0 and (problem is None or nul < problem[0]):
+                problem = (nul, "a NUL byte (0x00), which PostgreSQL text cannot hold; remove it and land it again")
+            if problem is not None:
+                line = lines + chunk.count(b"\n", 0, problem[0]) + 1
+                raise UnreadableFileError(file, f"line {line}: {problem[1]}")
+            digest.update(chunk)
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(file, f"line {lines + 1}: not valid UTF-8 ({exc.reason})") from None
+    return digest.hexdigest(), size
+
+
+def discover(input_dir: Path) -> tuple[list[LandingFile], list[Refusal]]:
+    """Every regular ``*.csv`` file below ``input_dir`` that belongs to a known table, has an acceptable header
+    and clean bytes (UTF-8, no NUL).
+
+    Files are returned in the order of their relative paths; refusals carry the reason (a link, not a regular
+    file, unknown table, bad header, not UTF-8, a NUL byte), naming the file by its relative path.
     """
     files: list[LandingFile] = []
     refused: list[Refusal] = []
-    for path in sorted(p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() == ".csv"):
+    for path, problem in _candidates(input_dir):
+        source = source_name(path, input_dir)
         table = table_of(path.name)
-        if table not in SOURCE_COLUMNS:
-            refused.append(Refusal(path, f"no table named {table!r} (expected {', '.join(SOURCE_COLUMNS)})"))
+        if problem is None and table not in SOURCE_COLUMNS:
+            problem = f"no table named {table!r} (expected {', '.join(SOURCE_COLUMNS)})"
+        if problem is not None:
+            refused.append(Refusal(path, f"{source}: {problem}"))
             continue
         try:
-            digest = content_hash(path)
-            match_header(read_header(path), SOURCE_COLUMNS[table], file=path.name)
-        except HeaderMismatchError as exc:
+            digest, size = check_content(path, file=source)
+            match_header(read_header(path, file=source), SOURCE_COLUMNS[table], file=source)
+        except (HeaderMismatchError, UnreadableFileError) as exc:
             refused.append(Refusal(path, str(exc)))
             continue
-        except UnicodeDecodeError as exc:
-            refused.append(Refusal(path, f"{path.name}: not valid UTF-8 ({exc.reason})"))
-            continue
         except csv.Error as exc:
-            refused.append(Refusal(path, f"{path.name}: cannot read the header: {exc}"))
+            refused.append(Refusal(path, f"{source}: cannot read the header: {exc}"))
             continue
-        files.append(LandingFile(path, table, digest, path.stat().st_size))
-    return files, refused
+        files.append(LandingFile(path, source, table, digest, size))
+    return sorted(files, key=lambda f: f.source_file), refused
 
 
-def content_hash(path: Path) -> str:
-    """SHA-256 of the file's bytes; also proves the whole file is valid UTF-8 (raises UnicodeDecodeError)."""
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            decoder.decode(chunk)
-    decoder.decode(b"", final=True)
-    return digest.hexdigest()
+def _candidates(folder: Path, *, top: bool = True) -> Iterator[tuple[Path, str | None]]:
+    """``(path, None)`` per ``*.csv`` entry below ``folder`` that is no link, ``(path, reason)`` per entry refused
+    on sight: a link where a CSV or a folder would be read, or a subfolder that cannot be listed."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        if top:
+            raise
+        yield folder, f"folder cannot be read ({exc.strerror})"
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        is_csv = entry.name.lower().endswith(".csv")
+        if entry.is_symlink():
+            if is_csv or entry.is_dir():  # is_dir follows the link, but only to learn what it would hide
+                yield path, _LINK
+        elif entry.is_dir(follow_symlinks=False):
+            yield from _candidates(path, top=False)
+        elif is_csv:
+            yield path, None

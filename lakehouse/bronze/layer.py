@@ -4,7 +4,10 @@ One run is one batch (``_batch_id``, sortable by time). The batch is planned in 
 (``bronze/_ingest_log``, a Delta table) before anything is written, so a run that dies midway is resumed by
 the next one with the same batch id, files and timestamp; every write is idempotent per batch (Delta
 transaction identifiers; the warehouse's batch ledger), and the batch is marked completed only when both
-stores have it. A file whose content (SHA-256) was already ingested is skipped.
+stores have it. A file whose content (SHA-256) was already ingested is skipped. Files are checked when they
+are discovered (:func:`lakehouse.bronze.landing.discover`), so a file that cannot load is refused before it
+joins a batch; a batch that still cannot be resumed is given up with
+:func:`lakehouse.bronze.ingest_log.abandon_batch`.
 """
 
 from __future__ import annotations
@@ -20,12 +23,11 @@ from pyspark.sql import functions as F
 
 from lakehouse.adapters import lake
 from lakehouse.adapters.loader import TableLoad, load_many
-from lakehouse.bronze.ingest_log import Batch, ingest_log_uri, log_rows, read_ingest_log
+from lakehouse.bronze.ingest_log import Batch, BatchStateError, ingest_log_uri, log_rows, read_ingest_log
 from lakehouse.bronze.landing import LandingFile
 from lakehouse.bronze.parse import file_stats, parse_files
 from lakehouse.bronze.transforms import records_only, with_bronze_metadata
 from lakehouse.contracts import TABLES, bronze_table, raw_table
-from lakehouse.errors import LakehouseError
 from lakehouse.report import SummaryRow
 from lakehouse.settings import PostgresSettings, Settings
 
@@ -91,11 +93,11 @@ def ingest(
     fresh: dict[str, LandingFile] = {}
     for f in files:
         if f.content_hash in seen or any(f.content_hash in {x.content_hash for x in b.files} for b in batches):
-            log.info("skipping %s: its content was already ingested", f.name)
-            report.skipped_files.append(f.name)
+            log.info("skipping %s: its content was already ingested", f.source_file)
+            report.skipped_files.append(f.source_file)
         elif f.content_hash in fresh:
-            log.info("skipping %s: same content as %s", f.name, fresh[f.content_hash].name)
-            report.skipped_files.append(f.name)
+            log.info("skipping %s: same content as %s", f.source_file, fresh[f.content_hash].source_file)
+            report.skipped_files.append(f.source_file)
         else:
             fresh[f.content_hash] = f
     if fresh:
@@ -119,9 +121,10 @@ def _resume(batch_id: str, when: dt.datetime, hashes: set[str], files: list[Land
     by_hash = {f.content_hash: f for f in files}
     missing = hashes - by_hash.keys()
     if missing:
-        raise LakehouseError(
+        raise BatchStateError(
             f"batch {batch_id} was interrupted and cannot be resumed: {len(missing)} of its files are no longer in "
-            "the landing directory. Put them back (same content) and run again."
+            "the landing directory as they were (gone, changed or refused). Put them back (same content) and run "
+            f"again, or abandon the batch (`runner.py bronze --abandon {batch_id}`) to plan its files afresh."
         )
     log.info("resuming interrupted batch %s (%d files)", batch_id, len(hashes))
     return Batch(batch_id, when, tuple(by_hash[h] for h in sorted(hashes)))

@@ -69,7 +69,7 @@ def test_generated_sample_reconciles_in_both_stores(
 
     # The refused file is named with its columns; everything else loaded.
     assert [(r.path.name, "unknown: nonsense" in r.reason) for r in refused] == [("campaigns_bad_header.csv", True)]
-    assert {f.name for f in files} == set(manifest["files"])
+    assert {f.source_file for f in files} == set(manifest["files"])
     # Per table and per file, bronze rows equal the manifest's records, in Delta and in PostgreSQL.
     expected_per_file = {name: f["records"] for name, f in manifest["files"].items()}
     for table in TABLES:
@@ -152,7 +152,7 @@ def test_generated_sample_reconciles_in_both_stores(
     # A second run over the same landing directory adds nothing anywhere.
     again = bronze.ingest(spark, s3_settings, pg_database, files)
     assert again.batches == []
-    assert sorted(again.skipped_files) == sorted(f.name for f in files)
+    assert sorted(again.skipped_files) == sorted(f.source_file for f in files)
     for table in TABLES:
         assert (
             _query(pg_database, f"select count(*) from bronze.raw_{table}")[0][0]

@@ -124,7 +124,7 @@ def test_discover_refuses_unknown_tables_bad_headers_and_bad_encodings_but_keeps
 
     files, refused = discover(tmp_path)
 
-    assert [f.name for f in files] == ["advertisers.csv"]
+    assert [f.source_file for f in files] == ["advertisers.csv"]
     assert files[0].table == "advertisers"
     assert len(files[0].content_hash) == 64
     reasons = {r.path.name: r.reason for r in refused}
@@ -132,4 +132,4 @@ def test_discover_refuses_unknown_tables_bad_headers_and_bad_encodings_but_keeps
     assert "missing: advertiser_id" in reasons["campaigns_x.csv"]
     assert "unknown: foo" in reasons["campaigns_x.csv"]
     assert "no table named 'clicks'" in reasons["clicks.csv"]
-    assert "not valid UTF-8" in reasons["advertisers_latin1.csv"]
+    assert reasons["advertisers_latin1.csv"].startswith("advertisers_latin1.csv: line 2: not valid UTF-8")

@@ -65,6 +65,9 @@ Handler = Callable[[Settings, argparse.Namespace], ExitCode]
 
 def cmd_layers(settings: Settings, args: argparse.Namespace) -> ExitCode:
     """``run``, ``bronze``, ``silver``, ``gold``: the layers of the command, then the summary."""
+    if getattr(args, "abandon", None):
+        print(pipeline.abandon(settings, args.abandon, wait_s=args.wait, arguments=sys.argv[1:]))
+        return ExitCode.OK
     layers = LAYERS if args.command == "run" else (args.command,)
     started = time.monotonic()
     outcome = pipeline.run(
@@ -229,6 +232,12 @@ def _run_options(cmd: argparse.ArgumentParser) -> None:
 def _bronze_options(cmd: argparse.ArgumentParser) -> None:
     _input(cmd)
     _silver_options(cmd)
+    cmd.add_argument(
+        "--abandon",
+        metavar="BATCH_ID",
+        help="give up an interrupted batch that cannot be resumed (e.g. a file of it changed or was removed): "
+        "recorded in the ingest log and ops; its files are planned again by the next bronze run",
+    )
 
 
 def _gold_options(cmd: argparse.ArgumentParser) -> None:

@@ -140,6 +140,37 @@ def run(
     return outcome
 
 
+def abandon(settings: Settings, batch_id: str, *, wait_s: float | None = 0, arguments: Sequence[str] = ()) -> str:
+    """``runner.py bronze --abandon BATCH_ID``: give up an interrupted batch so its files are planned again.
+
+    Recorded in the ingest log (status ``abandoned``) and as a run in ``ops.pipeline_runs`` (its arguments name
+    the batch). Holds the run locks like any run. Returns a one-line description of what was abandoned.
+
+    Raises:
+        BatchStateError: the batch is unknown or completed.
+    """
+    from lakehouse.bronze.ingest_log import abandon_batch
+
+    run_id = new_run_id(dt.datetime.now(dt.UTC))
+    lake.ensure_layers(settings)
+    with (
+        locks.lake_lock(settings, run=run_id, wait_s=wait_s),
+        provide.postgres(settings) as pg,
+        locks.warehouse_lock(pg, run=run_id, wait_s=wait_s),
+        spark_session(settings) as spark,
+    ):
+        start_run(pg, run_id=run_id, version=__version__, arguments=list(arguments))
+        status: RunStatus = "failed"
+        try:
+            batch = abandon_batch(spark, settings, batch_id)
+            status = "succeeded"
+        finally:
+            finish_run(pg, run_id, status)
+    files = ", ".join(name for name, _ in batch.files) or "no files"
+    verb = "was already abandoned" if batch.already_abandoned else "abandoned"
+    return f"batch {batch.batch_id} {verb} ({files}); its files are planned again by the next bronze run (run {run_id})"
+
+
 def landing_files(settings: Settings, input_dir: Path | None) -> tuple[list[LandingFile], list[Refusal]]:
     """The landing directory's files and refusals; the default sample is generated into an empty default one."""
     landing = input_dir.resolve() if input_dir is not None else settings.landing_dir

@@ -261,3 +261,16 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_abandon_names_an_unknown_batch_and_is_recorded_as_a_run(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+
+    code, _, err = _finish(_runner(["bronze", "--abandon", "20240101T000000Z-nosuchid"], env, tmp_path))
+
+    assert code == 1, err[-3000:]
+    assert "20240101T000000Z-nosuchid" in err
+    assert "Traceback" not in err
+    with provide.postgres(load_settings(env, dotenv_path=None)) as pg:
+        runs = _query(pg, "select status, arguments from ops.pipeline_runs")
+    assert runs == [("failed", ["bronze", "--abandon", "20240101T000000Z-nosuchid"])]

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+from hypothesis import settings as hypothesis_settings
 from psycopg2 import sql
 
 from lakehouse.adapters.objectstore import s3_client
@@ -26,6 +27,28 @@ from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import provide
 from lakehouse.services.minio import find_minio_binary
 from lakehouse.settings import PostgresSettings, S3Settings, Settings, load_settings
+
+
+def _load_hypothesis_profile() -> None:
+    """Register the Hypothesis profiles and load the one for this run.
+
+    ``ci`` is derandomized (every run draws the same examples, so a red build reproduces), keeps no example
+    database and, like Hypothesis' own CI settings it extends, tolerates slow data generation; ``dev`` is random,
+    so development keeps exploring. Both run the same number of examples, have no deadline (a Spark-backed example
+    takes seconds) and print the blob that replays a failure. ``HYPOTHESIS_PROFILE`` names a profile; otherwise
+    ``CI`` set (``CI=true``; not ``false`` or ``0``) chooses ``ci``, anything else ``dev``. A test may still set
+    its own example count.
+    """
+    # Parents are explicit: Hypothesis itself loads its ``ci`` profile whenever ``CI`` is set, even to ``false``.
+    common: dict[str, Any] = {"max_examples": 100, "deadline": None, "print_blob": True}
+    ci_parent, dev_parent = hypothesis_settings.get_profile("ci"), hypothesis_settings.get_profile("default")
+    hypothesis_settings.register_profile("ci", ci_parent, derandomize=True, database=None, **common)
+    hypothesis_settings.register_profile("dev", dev_parent, **common)
+    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+    hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci else "dev"))
+
+
+_load_hypothesis_profile()
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("LAKEHOUSE_REQUIRE_SERVICES") == "1"

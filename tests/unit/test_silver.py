@@ -164,6 +164,9 @@ def test_dedup_duplicates_conflicts_and_supersession(spark: Any) -> None:
         ("3", "new", "Tech", "US", None, None, "b2", "f3"),  # the later batch wins
         ("4", "valid", "Tech", "US", None, None, "b1", "f1"),
         ("4", "", "Tech", "US", None, None, "b2", "f3"),  # a newer invalid version does not win
+        ("5", "kept", "Tech", "US", None, None, "b1", "f1"),
+        ("5", "x", "Tech", "US", None, None, "b2", "f3"),
+        ("5", "y", "Tech", "US", None, None, "b2", "f3"),  # nor does a newer batch of conflicting versions
     ]
     out = with_outcome(with_row_reasons(bronze(spark, "advertisers", rows), "advertisers"), "advertisers")
 
@@ -180,6 +183,9 @@ def test_dedup_duplicates_conflicts_and_supersession(spark: Any) -> None:
         ("3", "old", "superseded", []),
         ("4", "", "quarantined", ["missing_advertiser_name"]),
         ("4", "valid", "silver", []),
+        ("5", "kept", "silver", []),
+        ("5", "x", "quarantined", ["conflicting_duplicate"]),
+        ("5", "y", "quarantined", ["conflicting_duplicate"]),
     ]
 
 

@@ -220,6 +220,8 @@ def ledger_has(cur: cursor, target: str, batch_id: str) -> bool:
 def ledger_claim(cur: cursor, target: str, batch_id: str, rows: int) -> bool:
     """Record in the caller's (publish) transaction that ``batch_id`` reached ``target`` with ``rows`` rows.
 
+    The caller claims before it inserts (a concurrent publish of the batch then waits for it, and skips) and
+    aborts its transaction unless the insert wrote exactly ``rows`` rows, so a recorded count is an inserted one.
     Returns False when the batch was already recorded: the caller must not publish it again.
     """
     cur.execute(

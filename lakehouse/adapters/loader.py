@@ -1,32 +1,38 @@
-"""Loading Spark DataFrames into PostgreSQL: parallel COPY from the executors, an atomic publish, exact values.
+"""Loading Spark DataFrames into PostgreSQL: parallel COPY from the executors, a verified atomic publish, exact values.
 
-How a load works (:func:`load`):
+How a load works (:func:`load_many`):
 
-1. Every Spark partition COPYs its rows (encoded in the JVM by :mod:`lakehouse.adapters.pgcopy`) into its own
-   UNLOGGED staging table, replacing it in one transaction, so a retried task overwrites its earlier attempt.
-2. The driver publishes in one transaction: ``append`` inserts the staged rows and records the batch id in
-   ``ops.loaded_batches`` (a batch already there is skipped, so a re-run never duplicates); ``replace``
-   truncates the target and inserts the staged rows. Readers see the old or the new content, never a mix or
-   an empty table, and views on the target (dbt models) keep working because the table itself is kept.
-3. Staging tables are dropped whatever happened.
+1. The load opens its session (:mod:`lakehouse.adapters.staging`): dead loads' staging tables are swept, and the
+   load holds a lock, on a connection of its own, that keeps its staging tables from any sweep while it lives.
+2. Every Spark partition COPYs its rows (encoded in the JVM by :mod:`lakehouse.adapters.pgcopy`) into its own
+   UNLOGGED table in the private staging schema, replacing it in one transaction, so a retried task overwrites
+   its earlier attempt. Each partition reports how many rows it sent.
+3. The driver publishes on the session's connection, in one transaction for all tables: ``append`` records the
+   batch id in ``ops.loaded_batches`` (a batch already there is skipped, so a re-run never duplicates) and inserts
+   the staged rows; ``replace`` truncates the target and inserts them. Readers see the old or the new content,
+   never a mix or an empty table, and views on the target (dbt models) keep working because the table is kept.
+4. The publish is verified before it commits: for every table, the rows Spark produced, the rows the staging
+   tables hold and the rows the insert wrote must be equal. They differ when PostgreSQL restarted in between (crash
+   recovery empties UNLOGGED tables): the transaction aborts, nothing is published, the ledger does not record
+   the batch, and :class:`LoadError` names the table and the three numbers.
+5. The load's staging tables are dropped whatever happened (or by the next load's sweep, if this one died).
 
 Every identifier is quoted with :mod:`psycopg2.sql`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extensions import cursor
+from psycopg2.extensions import connection, cursor
 
 from lakehouse.adapters.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_line
-from lakehouse.adapters.warehouse import connect, ensure_table
+from lakehouse.adapters.staging import STAGING_SCHEMA, load_session
+from lakehouse.adapters.warehouse import drop_primary_key, ensure_table
 from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
 from lakehouse.contracts import Table
 from lakehouse.errors import LakehouseError
@@ -34,8 +40,6 @@ from lakehouse.settings import PostgresSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-_STAGE_PREFIX = "_lh_stage_"
 
 
 class LoadError(LakehouseError):
@@ -108,144 +112,113 @@ def load_many(
     """
     if mode == "append" and not batch_id:
         raise ValueError("append needs a batch_id: it is what makes a re-run idempotent")
-    with contextlib.closing(connect(pg, autocommit=True)) as conn:
-        with conn.cursor() as cur:
-            ensure_ledger(cur)
-        for item in loads:
-            ensure_table(conn, item.schema, item.table)
-        with conn.cursor() as cur:
-            pending = [
-                item for item in loads if not (mode == "append" and batch_id and ledger_has(cur, item.target, batch_id))
-            ]
-    run_id = uuid.uuid4().hex[:10]
-    stage_bases = {item.target: f"{_STAGE_PREFIX}{item.table.name[:20]}_{run_id}_p" for item in pending}
-    try:
+    with load_session(pg) as session:
+        pending = _pending(session.conn, loads, mode, batch_id)
         staged = {
-            item.target: _stage(item.df, pg, item.table, item.schema, stage_bases[item.target], after_partition_commit)
-            for item in pending
+            item.target: _stage(item, pg, session.conn, session.stage_base(index, item.target), after_partition_commit)
+            for index, item in enumerate(pending)
         }
-        published = _publish(pg, pending, mode, batch_id, stage_bases, staged)
-    finally:
-        for item in pending:
-            _drop_stages(pg, item.schema, stage_bases[item.target])
+        published = _publish(session.conn, pending, mode, batch_id, staged)
     return [published.get(i.target) or LoadResult(i.target, mode, 0, skipped=True) for i in loads]
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """One target's staging: table ``<base><partition>`` holds the ``rows[partition]`` rows Spark sent."""
+
+    base: str
+    rows: dict[int, int]
+
+    def tables(self) -> list[sql.Identifier]:
+        return [sql.Identifier(STAGING_SCHEMA, f"{self.base}{p}") for p in sorted(self.rows)]
+
+
+def _pending(conn: connection, loads: list[TableLoad], mode: str, batch_id: str | None) -> list[TableLoad]:
+    """Create what is missing (ledger, schemas, tables); return the loads still to do (batches not yet loaded)."""
+    with conn, conn.cursor() as cur:
+        ensure_ledger(cur)
+        for item in loads:
+            ensure_table(conn, item.schema, item.table)
+        return [i for i in loads if not (mode == "append" and batch_id and ledger_has(cur, i.target, batch_id))]
+
+
 def _stage(
-    df: DataFrame,
-    pg: PostgresSettings,
-    table: Table,
-    schema: str,
-    stage_base: str,
-    hook: Callable[[int, int], None] | None,
-) -> dict[int, int]:
-    with contextlib.closing(connect(pg)) as conn:
-        stage = sql.Identifier(schema, stage_base + PARTITION_PLACEHOLDER)
-        create = sql.SQL("drop table if exists {stage}; create unlogged table {stage} (like {target})").format(
-            stage=stage, target=sql.Identifier(schema, table.name)
-        )
-        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
-        copy = sql.SQL("copy {} ({}) from stdin").format(stage, columns)
-        create_sql, copy_sql = create.as_string(conn), copy.as_string(conn)
+    item: TableLoad, pg: PostgresSettings, conn: connection, base: str, hook: Callable[[int, int], None] | None
+) -> _Staged:
+    stage = sql.Identifier(STAGING_SCHEMA, base + PARTITION_PLACEHOLDER)
+    create = sql.SQL("drop table if exists {stage}; create unlogged table {stage} (like {target})").format(
+        stage=stage, target=sql.Identifier(item.schema, item.table.name)
+    )
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
+    copy = sql.SQL("copy {} ({}) from stdin").format(stage, columns)
+    create_sql, copy_sql = create.as_string(conn), copy.as_string(conn)
+    df = item.df
     streams = df.sparkSession.sparkContext.defaultParallelism
     # One COPY stream (and staging table) per core: more only compete for the same CPUs and connections.
-    lines = with_copy_line(df if df.rdd.getNumPartitions() <= streams else df.coalesce(streams), table)
+    lines = with_copy_line(df if df.rdd.getNumPartitions() <= streams else df.coalesce(streams), item.table)
     try:
         staged = lines.mapInArrow(
             stage_partition(pg.connect_kwargs(), create_sql, copy_sql, hook), STAGE_RESULT_SCHEMA
         ).collect()
     except Exception as exc:  # py4j wraps the executor's error; keep its first meaningful line
-        raise LoadError(f"loading {schema}.{table.name} failed; the table is unchanged: {_first_line(exc)}") from exc
-    return {int(r.partition): int(r.rows) for r in staged}
+        raise LoadError(f"loading {item.target} failed; the table is unchanged: {_first_line(exc)}") from exc
+    return _Staged(base, {int(r.partition): int(r.rows) for r in staged})
 
 
 def _publish(
-    pg: PostgresSettings,
+    conn: connection,
     loads: list[TableLoad],
     mode: str,
     batch_id: str | None,
-    stage_bases: dict[str, str],
-    staged: dict[str, dict[int, int]],
+    staged: dict[str, _Staged],
 ) -> dict[str, LoadResult]:
     results: dict[str, LoadResult] = {}
     names = ", ".join(item.target for item in loads)
-    conn = connect(pg)
     try:
         with conn, conn.cursor() as cur:
             for item in loads:
-                results[item.target] = _publish_table(
-                    cur, item.table, item.schema, mode, batch_id, stage_bases[item.target], staged[item.target]
-                )
+                results[item.target] = _publish_table(cur, item, mode, batch_id, staged[item.target])
             if any(r.skipped for r in results.values()):  # a concurrent run published this batch since we checked
                 conn.rollback()
                 return {t: LoadResult(t, mode, 0, skipped=True) for t in results}
     except psycopg2.Error as exc:
-        raise LoadError(f"publishing {names} failed; the tables are unchanged: {_first_line(exc)}") from exc
-    finally:
-        conn.close()
+        # A lost session may have lost staged rows too (a restart empties UNLOGGED tables): never publish on another.
+        reason = "the connection to PostgreSQL was lost (did the server restart?)" if conn.closed else _first_line(exc)
+        raise LoadError(f"publishing {names} failed; the tables are unchanged: {reason}") from exc
     return results
 
 
-def _publish_table(
-    cur: cursor,
-    table: Table,
-    schema: str,
-    mode: str,
-    batch_id: str | None,
-    stage_base: str,
-    staged: dict[int, int],
-) -> LoadResult:
-    target = sql.Identifier(schema, table.name)
-    name = f"{schema}.{table.name}"
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
-    sources = [
-        sql.SQL("select {} from {}").format(columns, sql.Identifier(schema, f"{stage_base}{p}")) for p in sorted(staged)
-    ]
+def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None, staged: _Staged) -> LoadResult:
+    target = sql.Identifier(item.schema, item.table.name)
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
+    stages = staged.tables()
+    produced = sum(staged.rows.values())
     if mode == "append":
-        if not ledger_claim(cur, name, batch_id or "", sum(staged.values())):
-            return LoadResult(name, mode, 0, skipped=True, partitions=len(staged))
+        # Claimed before the insert, so a concurrent publish of the batch waits here and then skips. The claimed
+        # count commits only if the insert wrote exactly that many rows (verified below).
+        if not ledger_claim(cur, item.target, batch_id or "", produced):
+            return LoadResult(item.target, mode, 0, skipped=True, partitions=len(stages))
     else:
         cur.execute(sql.SQL("truncate {}").format(target))
-    restore_key = _drop_primary_key(cur, schema, table.name) if mode == "replace" else None
-    rows = 0
-    if sources:
-        cur.execute(sql.SQL("insert into {} ({}) ").format(target, columns) + sql.SQL(" union all ").join(sources))
-        rows = cur.rowcount
+    restore_key = drop_primary_key(cur, item.schema, item.table.name) if mode == "replace" else None
+    held = inserted = 0
+    if stages:
+        # Counting takes a lock on every staging table until commit: no late task attempt can replace one now.
+        counts = sql.SQL(" + ").join(sql.SQL("(select count(*) from {})").format(s) for s in stages)
+        cur.execute(sql.SQL("select ") + counts)
+        held = int((cur.fetchone() or (0,))[0])
+        sources = sql.SQL(" union all ").join(sql.SQL("select {} from {}").format(columns, s) for s in stages)
+        cur.execute(sql.SQL("insert into {} ({}) ").format(target, columns) + sources)
+        inserted = cur.rowcount
+    if not produced == held == inserted:
+        raise LoadError(
+            f"publishing {item.target} refused, nothing was published: Spark produced {produced} rows, the staging"
+            f" tables hold {held}, the insert wrote {inserted} (staged rows were lost, e.g. PostgreSQL restarted"
+            " during the load); run the load again"
+        )
     if restore_key is not None:
         cur.execute(restore_key)
-    return LoadResult(name, mode, rows, partitions=len(staged))
-
-
-def _drop_primary_key(cur: cursor, schema: str, table: str) -> sql.Composed | None:
-    """Drop the primary key of a just-truncated table; return the statement that restores it.
-
-    Building the index once after the insert is ~30 % faster than maintaining it row by row (measured with
-    ``benchmarks/loader.py``). Skipped when a foreign key references the table, since dropping the key would
-    need dropping theirs. Duplicate keys still fail the publish, when the key is restored.
-    """
-    cur.execute(
-        "select pk.conname, pg_get_constraintdef(pk.oid) from pg_constraint pk"
-        " where pk.conrelid = %s::regclass and pk.contype = 'p'"
-        " and not exists (select 1 from pg_constraint fk where fk.confrelid = pk.conrelid and fk.contype = 'f')",
-        (sql.Identifier(schema, table).as_string(cur),),
-    )
-    found = cur.fetchone()
-    if found is None:
-        return None
-    name, definition = found
-    relation = sql.Identifier(schema, table)
-    cur.execute(sql.SQL("alter table {} drop constraint {}").format(relation, sql.Identifier(name)))
-    return sql.SQL("alter table {} add constraint {} {}").format(relation, sql.Identifier(name), sql.SQL(definition))
-
-
-def _drop_stages(pg: PostgresSettings, schema: str, stage_base: str) -> None:
-    with contextlib.closing(connect(pg, autocommit=True)) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select tablename from pg_tables where schemaname = %s and starts_with(tablename, %s)",
-            (schema, stage_base),
-        )
-        for (name,) in cur.fetchall():
-            cur.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
+    return LoadResult(item.target, mode, inserted, partitions=len(stages))
 
 
 def _first_line(exc: BaseException) -> str:

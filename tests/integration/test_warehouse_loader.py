@@ -9,6 +9,7 @@ import pytest
 from psycopg2 import sql
 
 from lakehouse.adapters.loader import LoadError, load
+from lakehouse.adapters.staging import STAGING_SCHEMA
 from lakehouse.adapters.warehouse import connect, ensure_table
 from lakehouse.contracts import Column, Table
 from lakehouse.settings import PostgresSettings
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 SMALL = Table("small", (Column("id", "bigint"), Column("name", "string", required=True)), key=("id",))
 
 
-def _fetch(pg: PostgresSettings, query: sql.Composable, *params: Any) -> list[tuple[Any, ...]]:
+def fetch(pg: PostgresSettings, query: sql.Composable, *params: Any) -> list[tuple[Any, ...]]:
     conn = connect(pg)
     try:
         with conn.cursor() as cur:
@@ -29,11 +30,11 @@ def _fetch(pg: PostgresSettings, query: sql.Composable, *params: Any) -> list[tu
         conn.close()
 
 
-def _table(pg: PostgresSettings, schema: str, name: str) -> list[tuple[Any, ...]]:
-    return _fetch(pg, sql.SQL("select * from {} order by 1").format(sql.Identifier(schema, name)))
+def table_rows(pg: PostgresSettings, schema: str, name: str) -> list[tuple[Any, ...]]:
+    return fetch(pg, sql.SQL("select * from {} order by 1").format(sql.Identifier(schema, name)))
 
 
-def _small_df(spark: Any, ids: range, name: str = "v1") -> Any:
+def small_df(spark: Any, ids: range, name: str = "v1") -> Any:
     return spark.createDataFrame([(i, f"{name}-{i}") for i in ids], SMALL.spark_schema()).repartition(
         2
     )  # one COPY stream per core of local[2,2]
@@ -45,7 +46,7 @@ def test_hostile_values_round_trip_exactly(spark: Any, pg_service: PostgresSetti
     result = load(df, pg_service, HOSTILE, schema=pg_schema, mode="replace")
 
     assert result.rows == len(hostile_rows())
-    actual = _table(pg_service, pg_schema, "hostile")
+    actual = table_rows(pg_service, pg_schema, "hostile")
     for got, want in zip(actual, hostile_rows(), strict=True):
         for column, g, w in zip(HOSTILE.column_names, got, want, strict=True):
             assert (column, g) == (column, w)
@@ -53,7 +54,7 @@ def test_hostile_values_round_trip_exactly(spark: Any, pg_service: PostgresSetti
 
 def _columns(pg: PostgresSettings, schema: str, name: str) -> list[tuple[Any, ...]]:
     """``(column, type, nullable)`` as PostgreSQL's catalog reports them."""
-    return _fetch(
+    return fetch(
         pg,
         sql.SQL(
             "select a.attname, format_type(a.atttypid, a.atttypmod), not a.attnotnull from pg_attribute a"
@@ -64,7 +65,7 @@ def _columns(pg: PostgresSettings, schema: str, name: str) -> list[tuple[Any, ..
 
 
 def _primary_key(pg: PostgresSettings, schema: str, name: str) -> list[str]:
-    rows = _fetch(
+    rows = fetch(
         pg,
         sql.SQL(
             "select a.attname from pg_index i"
@@ -78,7 +79,7 @@ def _primary_key(pg: PostgresSettings, schema: str, name: str) -> list[str]:
 
 def test_the_table_is_created_from_the_contract(pg_service: PostgresSettings, pg_schema: str, spark: Any) -> None:
     """Types, NOT NULL on required and key columns, and the primary key, as PostgreSQL reports them."""
-    load(_small_df(spark, range(3)), pg_service, SMALL, schema=pg_schema, mode="replace")
+    load(small_df(spark, range(3)), pg_service, SMALL, schema=pg_schema, mode="replace")
     with contextlib.closing(connect(pg_service, autocommit=True)) as conn:
         ensure_table(conn, pg_schema, HOSTILE)
 
@@ -100,12 +101,12 @@ def test_the_table_is_created_from_the_contract(pg_service: PostgresSettings, pg
 
 
 def test_append_is_idempotent_per_batch(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
-    first = load(_small_df(spark, range(100)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b1")
-    again = load(_small_df(spark, range(100)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b1")
-    second = load(_small_df(spark, range(100, 150)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b2")
+    first = load(small_df(spark, range(100)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b1")
+    again = load(small_df(spark, range(100)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b1")
+    second = load(small_df(spark, range(100, 150)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b2")
 
     assert (first.rows, again.skipped, again.rows, second.rows) == (100, True, 0, 50)
-    assert len(_table(pg_service, pg_schema, "small")) == 150
+    assert len(table_rows(pg_service, pg_schema, "small")) == 150
 
 
 def test_a_retried_task_does_not_duplicate_rows(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
@@ -114,7 +115,7 @@ def test_a_retried_task_does_not_duplicate_rows(spark: Any, pg_service: Postgres
             raise RuntimeError(f"injected failure after partition {partition} committed")
 
     result = load(
-        _small_df(spark, range(1000)),
+        small_df(spark, range(1000)),
         pg_service,
         SMALL,
         schema=pg_schema,
@@ -123,7 +124,7 @@ def test_a_retried_task_does_not_duplicate_rows(spark: Any, pg_service: Postgres
         after_partition_commit=fail_first_attempt_after_commit,
     )
 
-    rows = _table(pg_service, pg_schema, "small")
+    rows = table_rows(pg_service, pg_schema, "small")
     assert result.rows == 1000
     assert [r[0] for r in rows] == list(range(1000))  # no duplicates (and the primary key would refuse them)
 
@@ -131,8 +132,8 @@ def test_a_retried_task_does_not_duplicate_rows(spark: Any, pg_service: Postgres
 def test_a_replace_failing_in_its_last_partition_leaves_the_table_intact(
     spark: Any, pg_service: PostgresSettings, pg_schema: str
 ) -> None:
-    load(_small_df(spark, range(10), "old"), pg_service, SMALL, schema=pg_schema, mode="replace")
-    before = _table(pg_service, pg_schema, "small")
+    load(small_df(spark, range(10), "old"), pg_service, SMALL, schema=pg_schema, mode="replace")
+    before = table_rows(pg_service, pg_schema, "small")
 
     def fail_last_partition(partition: int, attempt: int) -> None:
         if partition == 1:
@@ -140,7 +141,7 @@ def test_a_replace_failing_in_its_last_partition_leaves_the_table_intact(
 
     with pytest.raises(LoadError, match=f"loading {pg_schema}.small failed; the table is unchanged"):
         load(
-            _small_df(spark, range(500), "new"),
+            small_df(spark, range(500), "new"),
             pg_service,
             SMALL,
             schema=pg_schema,
@@ -148,15 +149,22 @@ def test_a_replace_failing_in_its_last_partition_leaves_the_table_intact(
             after_partition_commit=fail_last_partition,
         )
 
-    assert _table(pg_service, pg_schema, "small") == before
-    leftovers = _fetch(
+    assert table_rows(pg_service, pg_schema, "small") == before
+    leftovers = fetch(
         pg_service, sql.SQL("select tablename from pg_tables where schemaname = %s and tablename <> 'small'"), pg_schema
     )
     assert leftovers == []
+    stages = fetch(
+        pg_service,
+        sql.SQL("select tablename from pg_tables where schemaname = %s and strpos(tablename, %s) > 0"),
+        STAGING_SCHEMA,
+        pg_schema,
+    )
+    assert stages == []
 
 
 def test_replace_keeps_dependent_views_working(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
-    load(_small_df(spark, range(5), "old"), pg_service, SMALL, schema=pg_schema, mode="replace")
+    load(small_df(spark, range(5), "old"), pg_service, SMALL, schema=pg_schema, mode="replace")
     conn = connect(pg_service, autocommit=True)
     try:
         with conn.cursor() as cur:
@@ -168,18 +176,18 @@ def test_replace_keeps_dependent_views_working(spark: Any, pg_service: PostgresS
     finally:
         conn.close()
 
-    load(_small_df(spark, range(7), "new"), pg_service, SMALL, schema=pg_schema, mode="replace")
+    load(small_df(spark, range(7), "new"), pg_service, SMALL, schema=pg_schema, mode="replace")
 
-    assert _table(pg_service, pg_schema, "small_summary") == [(7, "new-0")]
+    assert table_rows(pg_service, pg_schema, "small_summary") == [(7, "new-0")]
 
 
 def test_a_constraint_violation_is_a_clear_error_and_changes_nothing(
     spark: Any, pg_service: PostgresSettings, pg_schema: str
 ) -> None:
-    load(_small_df(spark, range(3)), pg_service, SMALL, schema=pg_schema, mode="replace")
+    load(small_df(spark, range(3)), pg_service, SMALL, schema=pg_schema, mode="replace")
     duplicate_keys = spark.createDataFrame([(1, "a"), (1, "b")], SMALL.spark_schema())
 
     with pytest.raises(LoadError, match=r"Key \(id\)=\(1\) is duplicated"):
         load(duplicate_keys, pg_service, SMALL, schema=pg_schema, mode="replace")
 
-    assert len(_table(pg_service, pg_schema, "small")) == 3
+    assert len(table_rows(pg_service, pg_schema, "small")) == 3

@@ -95,6 +95,15 @@ def _sweep(conn: connection) -> list[str]:
                     for name in names:
                         cur.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(STAGING_SCHEMA, name)))
                     dropped += names
+            # Versions before the private schema staged next to the published tables, as _lh_stage_*: none of
+            # those can belong to a live load any more, and every reader of the schema sees them.
+            cur.execute(
+                "select schemaname, tablename from pg_tables where schemaname <> %s and tablename like %s",
+                (STAGING_SCHEMA, r"\_lh\_stage\_%"),
+            )
+            for schema, name in cur.fetchall():
+                cur.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
+                dropped.append(f"{schema}.{name}")
     except errors.LockNotAvailable:
         return []
     return dropped

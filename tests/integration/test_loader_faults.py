@@ -222,3 +222,18 @@ def test_a_killed_load_leaves_no_staging_table_for_readers_or_for_good(
             os.killpg(child.pid, signal.SIGKILL)
     assert _staging_tables(pg_database) == []
     assert len(table_rows(pg_database, "published", "small")) == 5
+
+
+def test_staging_tables_left_in_a_published_schema_by_earlier_versions_are_swept(pg_service: PostgresSettings) -> None:
+    conn = connect(pg_service, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("create schema if not exists legacy_published")
+            cur.execute("create table legacy_published._lh_stage_advertisers_0a1b2c3d4e_p0 (x int)")
+            cur.execute("create table legacy_published.keep_me (x int)")
+    finally:
+        conn.close()
+
+    sweep_stale_stages(pg_service)
+
+    assert _visible_tables(pg_service, "legacy_published") == ["keep_me"]

@@ -134,11 +134,10 @@ class _Staged:
 
 
 def _pending(conn: connection, loads: list[TableLoad], mode: str, batch_id: str | None) -> list[TableLoad]:
-    """Create what is missing (ledger, schemas, tables); return the loads still to do (batches not yet loaded)."""
+    """Create the ledger if missing; return the loads still to do (batches not yet loaded). Target tables are
+    created by the publish, in its transaction, so readers never see a table before its first rows."""
     with conn, conn.cursor() as cur:
         ensure_ledger(cur)
-        for item in loads:
-            ensure_table(conn, item.schema, item.table)
         return [i for i in loads if not (mode == "append" and batch_id and ledger_has(cur, i.target, batch_id))]
 
 
@@ -146,8 +145,12 @@ def _stage(
     item: TableLoad, pg: PostgresSettings, conn: connection, base: str, hook: Callable[[int, int], None] | None
 ) -> _Staged:
     stage = sql.Identifier(STAGING_SCHEMA, base + PARTITION_PLACEHOLDER)
-    create = sql.SQL("drop table if exists {stage}; create unlogged table {stage} (like {target})").format(
-        stage=stage, target=sql.Identifier(item.schema, item.table.name)
+    # Typed from the contract, not ``like`` the target: a first load creates its target only when it publishes.
+    types = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.postgres_type)) for c in item.table.columns
+    )
+    create = sql.SQL("drop table if exists {stage}; create unlogged table {stage} ({types})").format(
+        stage=stage, types=types
     )
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
     copy = sql.SQL("copy {} ({}) from stdin").format(stage, columns)
@@ -189,6 +192,7 @@ def _publish(
 
 
 def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None, staged: _Staged) -> LoadResult:
+    ensure_table(cur.connection, item.schema, item.table)
     target = sql.Identifier(item.schema, item.table.name)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
     stages = staged.tables()

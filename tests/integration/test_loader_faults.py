@@ -87,7 +87,7 @@ def test_a_crash_between_staging_and_publish_loses_no_appended_batch(
     with pytest.raises(LoadError, match=f"publishing {SCHEMA}.small"):
         load(small_df(spark, range(1000)), pg, SMALL, schema=SCHEMA, mode="append", batch_id="b1")
 
-    assert table_rows(pg, SCHEMA, "small") == []
+    assert _visible_tables(pg, SCHEMA) == []  # a first load that failed shows readers no table at all
     assert _ledger(pg, SCHEMA, "b1") == []  # so the caller's re-run loads the batch again instead of skipping it
     monkeypatch.undo()
     result = load(small_df(spark, range(1000)), pg, SMALL, schema=SCHEMA, mode="append", batch_id="b1")
@@ -204,7 +204,7 @@ def test_a_killed_load_leaves_no_staging_table_for_readers_or_for_good(
     try:
         _wait_for(lambda: child.poll() is not None or len(list(markers.iterdir())) == 2, "both partitions to be staged")
         assert child.poll() is None, f"the loader exited early:\n{log.read_text()[-3000:]}"
-        assert _visible_tables(pg_database, "published") == ["small"]
+        assert _visible_tables(pg_database, "published") == []  # no target before its first publish, no stage
         staged = _staging_tables(pg_database)
         assert len(staged) == 2
         assert sweep_stale_stages(pg_database) == []  # the load is alive: its staging tables are kept
@@ -213,7 +213,7 @@ def test_a_killed_load_leaves_no_staging_table_for_readers_or_for_good(
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
         _wait_for(lambda: _other_sessions(pg_database) == 0, "PostgreSQL to close the killed loader's session")
-        assert _visible_tables(pg_database, "published") == ["small"]
+        assert _visible_tables(pg_database, "published") == []
         assert _staging_tables(pg_database) == staged  # nothing removed them yet
 
         load(small_df(spark, range(5)), pg_database, SMALL, schema="published", mode="replace")
@@ -237,3 +237,15 @@ def test_staging_tables_left_in_a_published_schema_by_earlier_versions_are_swept
     sweep_stale_stages(pg_service)
 
     assert _visible_tables(pg_service, "legacy_published") == ["keep_me"]
+
+
+def test_a_first_load_shows_readers_no_table_until_it_is_published_whole(
+    spark: Any, pg_service: PostgresSettings, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen_before_publish: list[list[str]] = []
+    _before_publish(monkeypatch, lambda: seen_before_publish.append(_visible_tables(pg_service, pg_schema)))
+
+    load(small_df(spark, range(50)), pg_service, SMALL, schema=pg_schema, mode="append", batch_id="b1")
+
+    assert seen_before_publish == [[]], "an empty target table was visible before the first publish"
+    assert len(table_rows(pg_service, pg_schema, SMALL.name)) == 50

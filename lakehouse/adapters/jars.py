@@ -10,17 +10,15 @@ the one that ``hadoop-aws`` release was built against; :func:`check_hadoop_versi
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import logging
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse.adapters.locks import file_lock
 from lakehouse.errors import JarResolutionError
 from lakehouse.settings import MAVEN_CENTRAL
 
@@ -78,7 +76,7 @@ def required_artifacts(*, s3: bool) -> tuple[Artifact, ...]:
 def resolve_jars(artifacts: tuple[Artifact, ...], cache_dir: Path, *, repository: str = MAVEN_CENTRAL) -> list[Path]:
     """Return local paths of ``artifacts``, downloading and verifying any missing from ``cache_dir``."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir / ".lock"):
+    with file_lock(cache_dir / ".lock"):
         return [_ensure(artifact, cache_dir, repository) for artifact in artifacts]
 
 
@@ -136,14 +134,3 @@ def _download(url: str, destination: Path) -> str:
                 log.info("  %s: %d%% of %.0f MB", destination.stem, 100 * done // total, total / 1e6)
                 next_report += 0.25
     return sha1.hexdigest()
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on a file, so concurrent first runs download each jar once."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

@@ -37,6 +37,17 @@ _ADVISORY_KEY = 0x6C616B65686F7573  # "lakehous": one lock per database for ever
 _POLL_S = 0.5
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created owner-only if missing), waited for, released on exit or death."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _owner(run: str) -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "run": run, "since": time.time()}
 

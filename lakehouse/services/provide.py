@@ -18,12 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from lakehouse.errors import ServiceUnavailableError
+from lakehouse.adapters.locks import file_lock
 from lakehouse.services import Service
-from lakehouse.services.containers import MinioContainerService, PostgresContainerService, docker_available
-from lakehouse.services.minio import LocalMinio, find_minio_binary
+from lakehouse.services.containers import PostgresContainerService, docker_available
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres
-from lakehouse.settings import PostgresSettings, S3Settings, Settings
+from lakehouse.settings import PostgresSettings, Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,7 +90,7 @@ class SharedEmbedded:
         self.server.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self._users, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_SH)
-        with _exclusive(self._start):
+        with file_lock(self._start):
             settings = self.server.start()
             if self.server.started_here:
                 self.owned.touch(mode=0o600)
@@ -106,40 +105,9 @@ class SharedEmbedded:
             log.info("embedded PostgreSQL left running: another process still uses it")
         else:
             if self.owned.exists():
-                with _exclusive(self._start):
+                with file_lock(self._start):
                     self.server.stop_server()
                     self.owned.unlink(missing_ok=True)
         finally:
             os.close(self._fd)
             self._fd = None
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def object_store(
-    settings: Settings, *, data_dir: Path, docker: bool = False, build: Callable[[], Path | None] | None = None
-) -> contextlib.AbstractContextManager[S3Settings]:
-    """S3: ``AWS_ENDPOINT_URL`` if set, else a MinIO container (``docker``), else a local ``minio`` on a free port
-    with ``data_dir`` (``build`` is called for a binary when none is found)."""
-
-    def local() -> LocalMinio:
-        binary = find_minio_binary(settings.cache_dir, settings.minio_binary) or (build() if build else None)
-        if binary is None:
-            raise ServiceUnavailableError(
-                "MinIO",
-                "local",
-                "no minio binary",
-                hint="set AWS_ENDPOINT_URL, start Docker, or run scripts/build-minio.sh",
-            )
-        return LocalMinio(binary, data_dir)
-
-    configured = settings.s3 if settings.s3 is not None and settings.s3.endpoint_url else None
-    return _provide(configured, lambda _: None, docker, MinioContainerService, local)

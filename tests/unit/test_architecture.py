@@ -16,7 +16,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("declarations", ("_version", "errors", "settings", "contracts", "rules", "report")),
     ("adapters", ("adapters", "bookkeeping", "services")),
     ("layers", ("bronze", "silver", "gold", "quality", "sample")),
-    ("run", ("pipeline", "health")),
+    ("run", ("steps", "pipeline", "health")),
     ("entry points", ("cli", "__main__", "__init__")),
 )
 PURE = ("bronze/transforms.py", "silver/transforms.py", "silver/validation.py")

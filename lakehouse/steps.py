@@ -1,0 +1,177 @@
+"""A run's steps on services the caller provides: the layers in order, a Soda gate after each, and the run's
+bookkeeping in ``ops``.
+
+A layer whose scan has a failing (``fail``-severity) check stops the run before any downstream layer; warnings are
+reported. A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows.
+:mod:`lakehouse.pipeline` composes these with the services, the locks and the SparkSession.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lakehouse._version import __version__
+from lakehouse.adapters import lake
+from lakehouse.adapters.warehouse import existing_tables
+from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
+from lakehouse.bronze import layer as bronze
+from lakehouse.bronze.ingest_log import ingested_csv_bytes
+from lakehouse.bronze.landing import LandingFile, Refusal
+from lakehouse.contracts import LAYERS, TABLES
+from lakehouse.gold import run_gold
+from lakehouse.quality import CheckResult, LayerQuality, scan_layer
+from lakehouse.report import Storage, SummaryRow
+from lakehouse.settings import PostgresSettings, Settings
+from lakehouse.silver.layer import build_silver
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+LogLine = Callable[[str], None]
+
+
+@dataclass
+class RunOutcome:
+    """What a run did: summary rows, scans, notes, refused landing files, and why it failed if it did."""
+
+    run_id: str
+    summary: list[SummaryRow] = field(default_factory=list)
+    quality: list[LayerQuality] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failed_tests: tuple[str, ...] = ()
+    storage: Storage | None = None
+    refused: tuple[Refusal, ...] = ()
+
+    @property
+    def gate_failures(self) -> tuple[CheckResult, ...]:
+        return tuple(r for q in self.quality for r in q.failed)
+
+    @property
+    def ok(self) -> bool:
+        """No dbt test and no gate failed (refused landing files are reported apart, see ``refused``)."""
+        return not self.failed_tests and not self.gate_failures
+
+    @property
+    def status(self) -> RunStatus:
+        return "succeeded" if self.ok and not self.refused else "failed"
+
+
+def new_run_id(now: dt.datetime) -> str:
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def run_layers(
+    settings: Settings,
+    pg: PostgresSettings,
+    *,
+    layers: Sequence[str],
+    spark: SparkSession | None,
+    files: Sequence[LandingFile] = (),
+    arguments: Sequence[str] = (),
+    now: dt.datetime | None = None,
+    run_id: str | None = None,
+    full_refresh: bool = False,
+    scan: bool = True,
+    log_line: LogLine = log.info,
+) -> RunOutcome:
+    """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda.
+
+    The caller holds the run locks (:func:`run` does)."""
+    now = now or dt.datetime.now(dt.UTC)
+    outcome = RunOutcome(run_id or new_run_id(now))
+    start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
+    status: RunStatus = "failed"
+    try:
+        for layer in (name for name in LAYERS if name in layers):
+            touched: Collection[str] | None = None  # gold: every model
+            if layer == "bronze":
+                touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
+            elif layer == "silver":
+                touched = _silver(_needs(spark, layer), settings, pg, now, outcome)
+            else:
+                _gold(pg, full_refresh, outcome, log_line)
+                if outcome.failed_tests:
+                    break
+            if scan and not gate(pg, layer, outcome, log_line, tables=touched):
+                break
+        if spark is not None:
+            outcome.storage = storage(spark, settings)
+        status = "succeeded" if outcome.ok else "failed"
+        return outcome
+    finally:
+        finish_run(pg, outcome.run_id, status)
+
+
+def _needs(spark: SparkSession | None, layer: str) -> SparkSession:
+    if spark is None:
+        raise ValueError(f"the {layer} layer needs a SparkSession")
+    return spark
+
+
+def _record(pg: PostgresSettings, outcome: RunOutcome, rows: list[SummaryRow]) -> None:
+    """Add a layer's rows to the summary and its per-table rows to ``ops.layer_loads``."""
+    outcome.summary += rows
+    record_layer_loads(pg, outcome.run_id, rows)
+
+
+def _bronze(
+    spark: SparkSession,
+    settings: Settings,
+    pg: PostgresSettings,
+    files: list[LandingFile],
+    now: dt.datetime,
+    outcome: RunOutcome,
+) -> list[str]:
+    """Ingest; return the bronze tables the gate judges: those that exist (a table never delivered has none)."""
+    report = bronze.ingest(spark, settings, pg, files, now=now)
+    _record(pg, outcome, report.summary_rows())
+    outcome.notes.append(
+        f"bronze batches: {', '.join(report.batches) or 'none (nothing new)'}; "
+        f"files skipped as already ingested: {len(report.skipped_files)}"
+    )
+    return existing_tables(pg, "bronze", [f"raw_{table}" for table in TABLES])
+
+
+def _silver(
+    spark: SparkSession, settings: Settings, pg: PostgresSettings, now: dt.datetime, outcome: RunOutcome
+) -> list[str]:
+    """Build silver; return the tables the gate judges: those with bronze rows (no delivery yet, nothing to judge)."""
+    report = build_silver(spark, settings, pg, run_id=outcome.run_id, processed_at=now)
+    _record(pg, outcome, report.summary_rows())
+    outcome.notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
+    return [t.table for t in report.tables.values() if t.bronze_rows > 0]
+
+
+def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
+    result = run_gold(pg, full_refresh=full_refresh, log=log_line)
+    outcome.summary += result.summary_rows()
+    outcome.failed_tests = result.failed_tests
+    outcome.notes.append(f"gold: dbt build {'passed' if result.ok else 'FAILED'} (core.*, analytics.*)")
+
+
+def gate(
+    pg: PostgresSettings, layer: str, outcome: RunOutcome, log_line: LogLine, *, tables: Collection[str] | None = None
+) -> bool:
+    quality = scan_layer(pg, layer, tables=tables, log=log_line)
+    outcome.quality.append(quality)
+    record_quality(pg, outcome.run_id, layer, quality.results)
+    for result in quality.warned:
+        log.warning("quality warning: %s: %s (%s)", result.table_name, result.check_name, result.diagnostics)
+    for result in quality.failed:
+        log.error("quality gate failed: %s: %s (%s)", result.table_name, result.check_name, result.diagnostics)
+    return quality.ok
+
+
+def storage(spark: SparkSession, settings: Settings) -> Storage:
+    """Landing CSV bytes ingested so far against the bronze and silver Delta tables' current Parquet bytes."""
+    return Storage(
+        csv_bytes=ingested_csv_bytes(spark, settings),
+        bronze_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "bronze", t))[1] for t in TABLES),
+        silver_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "silver", t))[1] for t in TABLES),
+    )

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from lakehouse.adapters.locks import file_lock
+from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import Service
-from lakehouse.services.containers import PostgresContainerService, docker_available
+from lakehouse.services.containers import MinioContainerService, PostgresContainerService, docker_available
+from lakehouse.services.minio import LocalMinio, find_minio_binary
 from lakehouse.services.postgres import LocalPostgres, PostgresBinaries, wait_for_postgres
-from lakehouse.settings import PostgresSettings, Settings
+from lakehouse.settings import PostgresSettings, S3Settings, Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,3 +113,24 @@ class SharedEmbedded:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+def object_store(
+    settings: Settings, *, data_dir: Path, docker: bool = False, build: Callable[[], Path | None] | None = None
+) -> contextlib.AbstractContextManager[S3Settings]:
+    """S3: ``AWS_ENDPOINT_URL`` if set, else a MinIO container (``docker``), else a local ``minio`` on a free port
+    with ``data_dir`` (``build`` is called for a binary when none is found)."""
+
+    def local() -> LocalMinio:
+        binary = find_minio_binary(settings.cache_dir, settings.minio_binary) or (build() if build else None)
+        if binary is None:
+            raise ServiceUnavailableError(
+                "MinIO",
+                "local",
+                "no minio binary",
+                hint="set AWS_ENDPOINT_URL, start Docker, or run scripts/build-minio.sh",
+            )
+        return LocalMinio(binary, data_dir)
+
+    configured = settings.s3 if settings.s3 is not None and settings.s3.endpoint_url else None
+    return _provide(configured, lambda _: None, docker, MinioContainerService, local)

@@ -25,11 +25,12 @@ from psycopg2 import errors, sql
 from psycopg2.extensions import cursor
 
 from lakehouse.adapters.warehouse import connect
+from lakehouse.contracts import OPS_SCHEMA
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.report import SummaryRow, layer_loads
 from lakehouse.settings import PostgresSettings
 
-SCHEMA = "ops"
+SCHEMA = OPS_SCHEMA
 RUNS, LOADS, QUALITY = "pipeline_runs", "layer_loads", "quality_results"
 RECONCILIATION, LEDGER = "reconciliation", "loaded_batches"
 # The columns of a summary row that ops.layer_loads keeps (files and corrupt lines are for the summary only).

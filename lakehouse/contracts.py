@@ -256,3 +256,32 @@ def quarantine_table(table: str) -> Table:
         ),
         description=f"rejected {table} rows with the rules they break",
     )
+
+
+# Warehouse roles: who may do what in PostgreSQL. The pipeline connects as one of these for each job and never as
+# a superuser; `runner.py db init` (automatic on the embedded default) creates them. A role owns the schemas it
+# writes (creating and replacing their tables) and may only read the schemas it `reads`.
+OPS_SCHEMA = "ops"
+STAGING_SCHEMA = "_lakehouse_staging"  # the loader's private staging tables
+GOLD_SCHEMAS = ("staging", "intermediate", "core", "analytics", "snapshots")  # dbt_project.yml's folders
+PUBLISHED_SCHEMAS = ("core", "analytics")  # what BI and psql users read
+
+
+@dataclass(frozen=True)
+class Role:
+    """A PostgreSQL login role for one job: the schemas it owns (writes) and the ones it may read."""
+
+    name: str
+    job: str
+    owns: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+
+
+LOADER = Role(
+    "lakehouse_loader",
+    "loads bronze, silver and quarantine; keeps the run bookkeeping",
+    owns=("bronze", "silver", "quarantine", OPS_SCHEMA, STAGING_SCHEMA),
+)
+TRANSFORM = Role("lakehouse_transform", "dbt: reads silver, builds gold", owns=GOLD_SCHEMAS, reads=("silver",))
+READER = Role("lakehouse_reader", "BI and psql users: reads the published gold schemas", reads=PUBLISHED_SCHEMAS)
+ROLES = (LOADER, TRANSFORM, READER)

@@ -44,8 +44,14 @@ def check_all(settings: Settings) -> list[Probe]:
     java = java_check()
     if not java.ok:
         return [java]
-    with provide.postgres(settings) as pg:
-        probes = [postgres_check(pg), schemas_check(pg, WAREHOUSE_SCHEMAS), dbt_check(pg), soda_check(pg)]
+    with provide.warehouse(settings) as roles:
+        pg = roles.loader
+        probes = [
+            postgres_check(pg),
+            schemas_check(pg, WAREHOUSE_SCHEMAS),
+            dbt_check(roles.transform),
+            soda_check(roles.loader),
+        ]
         spark = build_spark(settings)
         try:
             probes[:0] = [spark_check(spark, settings), lake_check(spark, settings)]

@@ -72,14 +72,15 @@ def run(
         if set(layers) - {"gold"}:
             lake.ensure_layers(settings)
             stack.enter_context(locks.lake_lock(settings, run=run_id, wait_s=wait_s))
-        pg = stack.enter_context(provide.postgres(settings))
+        roles = stack.enter_context(provide.warehouse(settings))
+        pg = roles.loader
         stack.enter_context(locks.warehouse_lock(pg, run=run_id, wait_s=wait_s))
         files, refused = landing_files(settings, input_dir) if "bronze" in layers else ([], [])
         spark = stack.enter_context(spark_session(settings)) if set(layers) - {"gold"} else None
         try:
             outcome = run_layers(
                 settings,
-                pg,
+                roles,
                 layers=layers,
                 spark=spark,
                 files=files,
@@ -116,10 +117,11 @@ def abandon(settings: Settings, batch_id: str, *, wait_s: float | None = 0, argu
     lake.ensure_layers(settings)
     with (
         locks.lake_lock(settings, run=run_id, wait_s=wait_s),
-        provide.postgres(settings) as pg,
-        locks.warehouse_lock(pg, run=run_id, wait_s=wait_s),
+        provide.warehouse(settings) as roles,
+        locks.warehouse_lock(roles.loader, run=run_id, wait_s=wait_s),
         spark_session(settings) as spark,
     ):
+        pg = roles.loader
         start_run(pg, run_id=run_id, version=__version__, arguments=list(arguments))
         status: RunStatus = "failed"
         try:
@@ -164,13 +166,14 @@ def scan_only(
     settings: Settings, layers: Sequence[str] = LAYERS, *, arguments: Sequence[str] = (), log_line: LogLine = log.info
 ) -> RunOutcome:
     """``runner.py quality``: the scans of ``layers`` alone, recorded as a run."""
-    with provide.postgres(settings) as pg:
+    with provide.warehouse(settings) as roles:
+        pg = roles.loader
         outcome = RunOutcome(new_run_id(dt.datetime.now(dt.UTC)))
         start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
         status: RunStatus = "failed"
         try:
             for layer in layers:
-                gate(pg, layer, outcome, log_line)
+                gate(roles, layer, outcome, log_line)
             status = "succeeded" if outcome.ok else "failed"
             return outcome
         finally:

@@ -26,6 +26,7 @@ LAKE_LAYERS = ("bronze", "silver", "quarantine")  # where the lake keeps tables 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "lakehouse"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
+_LIBPQ_EXPORTED = (*PG_VARIABLES, "PGPASSFILE")
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,14 @@ class PostgresSettings:
     database: str
     password: Secret | None = None
     embedded: bool = False
+    passfile: Path | None = None
 
     def connect_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``psycopg2.connect`` (the only place the password is revealed)."""
+        """Keyword arguments for ``psycopg2.connect`` (the only place the password is revealed).
+
+        With a ``passfile`` and no password, libpq reads the password from that file (``.pgpass`` format), so
+        these arguments hold no secret and may be shipped to Spark tasks.
+        """
         kwargs: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
@@ -69,6 +75,10 @@ class PostgresSettings:
         }
         if self.password is not None:
             kwargs["password"] = self.password.reveal()
+        if self.passfile is not None:
+            kwargs["passfile"] = str(self.passfile)
+            # An empty password tells libpq to read the passfile, and not PGPASSWORD (an admin's, perhaps).
+            kwargs.setdefault("password", "")
         return kwargs
 
     def libpq_env(self) -> dict[str, str]:
@@ -81,7 +91,13 @@ class PostgresSettings:
         }
         if self.password is not None:
             env["PGPASSWORD"] = self.password.reveal()
+        if self.passfile is not None:
+            env["PGPASSFILE"] = str(self.passfile)
         return env
+
+    def as_role(self, role: str, passfile: Path) -> PostgresSettings:
+        """The same server and database as ``role``, its password read by libpq from ``passfile``."""
+        return PostgresSettings(self.host, self.port, role, self.database, None, self.embedded, passfile)
 
     @property
     def endpoint(self) -> str:
@@ -123,6 +139,8 @@ class Settings:
     spark_driver_memory: str = "2g"
     maven_repository: str = MAVEN_CENTRAL
     landing_override: Path | None = None
+    pgpass_file: Path | None = None
+    spark_event_log_dir: Path | None = None
 
     @property
     def lake_kind(self) -> Literal["local", "s3"]:
@@ -140,6 +158,11 @@ class Settings:
     @property
     def postgres_data_dir(self) -> Path:
         return self.data_dir / "postgres"
+
+    @property
+    def role_passfile(self) -> Path:
+        """The ``.pgpass``-format file holding the pipeline roles' passwords (``LAKEHOUSE_PGPASSFILE``), 0600."""
+        return self.pgpass_file or self.data_dir / "pgpass"
 
     @property
     def jar_cache_dir(self) -> Path:
@@ -191,6 +214,10 @@ def load_settings(
         spark_driver_memory=env.get("LAKEHOUSE_SPARK_DRIVER_MEMORY", "2g"),
         maven_repository=env.get("LAKEHOUSE_MAVEN_REPOSITORY", MAVEN_CENTRAL),
         landing_override=_path(env["LAKEHOUSE_LANDING_DIR"], base) if "LAKEHOUSE_LANDING_DIR" in env else None,
+        pgpass_file=_path(env["LAKEHOUSE_PGPASSFILE"], base) if "LAKEHOUSE_PGPASSFILE" in env else None,
+        spark_event_log_dir=(
+            _path(env["LAKEHOUSE_SPARK_EVENT_LOG_DIR"], base) if "LAKEHOUSE_SPARK_EVENT_LOG_DIR" in env else None
+        ),
     )
 
 
@@ -272,7 +299,7 @@ def _postgres_settings(env: Mapping[str, str]) -> PostgresSettings | None:
 def libpq_environment(pg: PostgresSettings) -> Iterator[None]:
     """Export ``pg`` as ``PG*`` variables (unsetting any it does not give) for tools that read them (dbt, Soda),
     and restore the previous values afterwards. Process-wide: do not run two such tools in parallel."""
-    saved = {name: os.environ.pop(name, None) for name in PG_VARIABLES}
+    saved = {name: os.environ.pop(name, None) for name in _LIBPQ_EXPORTED}
     try:
         os.environ.update(pg.libpq_env())
         yield
@@ -300,6 +327,7 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
             else f"embedded (data in {settings.postgres_data_dir}, port {settings.embedded_postgres_port})",
         ),
         ("postgres password", MASK if pg and pg.password else "(none)"),
+        ("role passwords", f"{settings.role_passfile} (owner-only, .pgpass format)"),
     ]
     if s3 is not None:
         rows += [

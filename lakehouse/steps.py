@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
 from lakehouse.adapters import lake
+from lakehouse.adapters.roles import WarehouseRoles
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
 from lakehouse.bronze import layer as bronze
@@ -68,7 +69,7 @@ def new_run_id(now: dt.datetime) -> str:
 
 def run_layers(
     settings: Settings,
-    pg: PostgresSettings,
+    roles: WarehouseRoles,
     *,
     layers: Sequence[str],
     spark: SparkSession | None,
@@ -82,7 +83,9 @@ def run_layers(
 ) -> RunOutcome:
     """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda.
 
-    The caller holds the run locks (:func:`run` does)."""
+    The caller holds the run locks (:func:`run` does). Each job connects as its own role: the loads and the
+    bookkeeping as the loader, dbt as the transformer, the gold scan as the reader."""
+    pg = roles.loader
     now = now or dt.datetime.now(dt.UTC)
     outcome = RunOutcome(run_id or new_run_id(now))
     start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
@@ -95,10 +98,10 @@ def run_layers(
             elif layer == "silver":
                 touched = _silver(_needs(spark, layer), settings, pg, now, outcome)
             else:
-                _gold(pg, full_refresh, outcome, log_line)
+                _gold(roles.transform, full_refresh, outcome, log_line)
                 if outcome.failed_tests:
                     break
-            if scan and not gate(pg, layer, outcome, log_line, tables=touched):
+            if scan and not gate(roles, layer, outcome, log_line, tables=touched):
                 break
         if spark is not None:
             outcome.storage = storage(spark, settings)
@@ -156,11 +159,17 @@ def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_lin
 
 
 def gate(
-    pg: PostgresSettings, layer: str, outcome: RunOutcome, log_line: LogLine, *, tables: Collection[str] | None = None
+    roles: WarehouseRoles,
+    layer: str,
+    outcome: RunOutcome,
+    log_line: LogLine,
+    *,
+    tables: Collection[str] | None = None,
 ) -> bool:
-    quality = scan_layer(pg, layer, tables=tables, log=log_line)
+    """Scan ``layer`` (gold as the reader sees it: only the published schemas) and record the results."""
+    quality = scan_layer(roles.reader if layer == "gold" else roles.loader, layer, tables=tables, log=log_line)
     outcome.quality.append(quality)
-    record_quality(pg, outcome.run_id, layer, quality.results)
+    record_quality(roles.loader, outcome.run_id, layer, quality.results)
     for result in quality.warned:
         log.warning("quality warning: %s: %s (%s)", result.table_name, result.check_name, result.diagnostics)
     for result in quality.failed:

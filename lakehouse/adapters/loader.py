@@ -31,10 +31,10 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from lakehouse.adapters.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_line
-from lakehouse.adapters.staging import STAGING_SCHEMA, load_session
+from lakehouse.adapters.staging import load_session
 from lakehouse.adapters.warehouse import drop_primary_key, ensure_table
 from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
-from lakehouse.contracts import Table
+from lakehouse.contracts import STAGING_SCHEMA, Table
 from lakehouse.errors import LakehouseError
 from lakehouse.settings import PostgresSettings
 

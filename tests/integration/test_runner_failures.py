@@ -14,6 +14,7 @@ import pytest
 from lakehouse.adapters.warehouse import connect
 from lakehouse.sample import generate
 from lakehouse.services import free_port
+from lakehouse.services.postgres import LocalPostgres, PostgresBinaries
 from lakehouse.settings import PostgresSettings
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,8 @@ def test_a_silver_table_altered_behind_the_pipeline_fails_its_gate_and_stops_gol
     generate(tmp_path / "landing", scale=0.03, seed=3, dirty_rate=0.02)
     started, _ = _run(["db", "start"], env, tmp_path)
     assert started.returncode == 0, started.stderr
-    pg = PostgresSettings("127.0.0.1", port, "postgres", "campaign_analytics")
+    server = LocalPostgres(PostgresBinaries.embedded(), tmp_path / "data" / "postgres")
+    pg = PostgresSettings("127.0.0.1", port, "postgres", "campaign_analytics", server.superuser_password())
     try:
         first, _ = _run(["run", "--input", str(tmp_path / "landing")], env, tmp_path)
         assert first.returncode == 0, first.stderr[-3000:]

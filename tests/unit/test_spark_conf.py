@@ -59,8 +59,10 @@ def test_s3a_follows_the_endpoint_credentials_and_region(
     assert conf.get("spark.hadoop.fs.s3a.path.style.access") == path_style
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == ssl
     assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-3"
-    assert conf["spark.hadoop.fs.s3a.access.key"] == "key-id"
-    assert conf["spark.hadoop.fs.s3a.secret.key"] == "the-secret"  # Hadoop needs the value itself, not the mask
+    # The configuration becomes spark-submit's command line, which every local user can read: no key in it.
+    # The JVM reads them from its own environment instead (EnvironmentVariableCredentialsProvider).
+    assert not [value for value in conf.values() if "the-secret" in value or "key-id" in value]
+    assert "EnvironmentVariableCredentialsProvider" in conf["spark.hadoop.fs.s3a.aws.credentials.provider"]
 
 
 def test_the_built_session_runs_the_delta_sql_the_lake_adapter_relies_on(spark: Any, tmp_path: Path) -> None:

@@ -152,14 +152,14 @@ def landing_files(settings: Settings, input_dir: Path | None) -> tuple[list[Land
 @contextlib.contextmanager
 def spark_session(settings: Settings) -> Iterator[SparkSession]:
     """The run's one SparkSession, stopped at the end."""
-    from lakehouse.adapters.spark import build_spark
+    from lakehouse.adapters.spark import build_spark, stop_spark
 
     log.info("starting Spark (%s)", settings.spark_master)
     spark = build_spark(settings)
     try:
         yield spark
     finally:
-        spark.stop()
+        stop_spark(spark, settings)
 
 
 def scan_only(

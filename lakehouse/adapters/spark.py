@@ -214,3 +214,12 @@ def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:
             hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
         else:
             spark.conf.set(key, value)
+
+
+def stop_spark(spark: SparkSession, settings: Settings) -> None:
+    """Stop the session; then make its event logs owner-only (Spark writes them group-readable, mode 770,
+    for a history server in the group; the folder itself is created owner-only, so nobody else reached them)."""
+    spark.stop()
+    if settings.spark_event_log_dir is not None and settings.spark_event_log_dir.is_dir():
+        for path in (settings.spark_event_log_dir, *settings.spark_event_log_dir.rglob("*")):
+            path.chmod(path.stat().st_mode & 0o700)

@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
 from hypothesis import settings as hypothesis_settings
+from minio.credentials import StaticProvider
+from minio.minioadmin import MinioAdmin
 from psycopg2 import sql
 
 from lakehouse.adapters.objectstore import s3_client
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import provide
-from lakehouse.services.minio import find_minio_binary
-from lakehouse.settings import PostgresSettings, S3Settings, Settings, load_settings
+from lakehouse.services.minio import find_minio_binary, pipeline_policy
+from lakehouse.settings import PostgresSettings, S3Settings, Secret, Settings, load_settings
 
 
 def _load_hypothesis_profile() -> None:
@@ -52,6 +56,7 @@ _load_hypothesis_profile()
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("LAKEHOUSE_REQUIRE_SERVICES") == "1"
+TEST_BUCKETS = "lh-test-*"  # the buckets the tests' scoped key may use (the fixtures create them with the root key)
 
 
 def unavailable(message: str) -> None:
@@ -91,16 +96,52 @@ def spark(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> I
 
 
 @pytest.fixture(scope="session")
-def s3_service(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> Iterator[S3Settings]:
-    """A real S3 endpoint, picked by :mod:`lakehouse.services.provide`: the environment, a MinIO container, or a
-    local ``minio`` process (built with Go on first use)."""
+def s3_root(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings) -> Iterator[S3Settings]:
+    """A real S3 endpoint with its root (admin) key, for bootstrap only: users, policies, buckets. Picked by
+    :mod:`lakehouse.services.provide`: the environment, a MinIO container, or a local ``minio`` process (built with
+    Go on first use). From the environment, ``MINIO_ROOT_USER``/``MINIO_ROOT_PASSWORD`` (docker compose's) are the
+    root key when set, since ``AWS_*`` there is the pipeline's scoped key."""
     try:
         with provide.object_store(
             env_settings, data_dir=tmp_path_factory.mktemp("minio") / "data", docker=True, build=_build_minio
         ) as s3:
+            root_user, root_password = os.environ.get("MINIO_ROOT_USER"), os.environ.get("MINIO_ROOT_PASSWORD")
+            if env_settings.s3 is not None and env_settings.s3.endpoint_url and root_user and root_password:
+                s3 = dataclasses.replace(s3, access_key_id=root_user, secret_access_key=Secret(root_password))
             yield s3
     except ServiceUnavailableError as exc:
         unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def s3_service(s3_root: S3Settings) -> Iterator[S3Settings]:
+    """The pipeline's view of ``s3_root``: a scoped key whose policy (:func:`pipeline_policy`) allows reading and
+    writing ``lh-test-*`` buckets only, as docker compose's ``minio-init`` gives the pipeline its four buckets. The
+    key cannot create a bucket: :func:`make_bucket` does that with the root key. User and policy go at the end."""
+    user = f"lh-pipeline-{uuid.uuid4().hex[:12]}"
+    admin = _minio_admin(s3_root)
+    try:
+        admin.policy_add(user, policy=pipeline_policy([TEST_BUCKETS]))
+        secret = Secret(secrets.token_urlsafe(24))
+        admin.user_add(user, secret.reveal())
+        admin.attach_policy([user], user=user)
+    except Exception as exc:  # the admin API is MinIO's own: another S3 service or a non-admin key fails here
+        unavailable(f"cannot create the pipeline's scoped MinIO user at {s3_root.endpoint}: {exc}")
+    try:
+        yield dataclasses.replace(s3_root, access_key_id=user, secret_access_key=secret)
+    finally:
+        admin.user_remove(user)
+        admin.policy_remove(user)
+
+
+def _minio_admin(s3: S3Settings) -> MinioAdmin:
+    parts = urlsplit(s3.endpoint)
+    return MinioAdmin(
+        endpoint=parts.netloc,
+        credentials=StaticProvider(s3.access_key_id, s3.secret_access_key.reveal()),
+        region=s3.region,
+        secure=parts.scheme == "https",
+    )
 
 
 def _build_minio() -> Path | None:
@@ -133,21 +174,35 @@ def pg_service(tmp_path_factory: pytest.TempPathFactory, env_settings: Settings)
 
 
 @pytest.fixture
-def s3_bucket(s3_service: S3Settings, spark: Any) -> Iterator[str]:
-    """A fresh, uniquely named bucket, emptied and removed afterwards; Spark is pointed at the endpoint."""
+def make_bucket(s3_root: S3Settings) -> Iterator[Callable[[str], str]]:
+    """A function creating a uniquely named bucket ``<prefix>-<hex>`` with the root key (bucket creation is
+    bootstrap; only ``lh-test-*`` ones are the scoped key's); every one is emptied and removed afterwards."""
+    client = s3_client(s3_root)
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(Bucket=bucket)
+        made.append(bucket)
+        return bucket
+
+    yield make
+    for bucket in made:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+        client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def s3_bucket(s3_service: S3Settings, make_bucket: Callable[[str], str], spark: Any) -> str:
+    """A fresh ``lh-test-*`` bucket the scoped key of ``s3_service`` may use; Spark is pointed at the endpoint
+    with that key."""
     from lakehouse.adapters.spark import configure_s3a
 
     configure_s3a(spark, s3_service)
-    client = s3_client(s3_service)
-    bucket = f"lh-test-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
-    yield bucket
-    paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket):
-        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-    client.delete_bucket(Bucket=bucket)
+    return make_bucket("lh-test")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from lakehouse.errors import ServiceUnavailableError
+from lakehouse.errors import ConfigurationError, ServiceUnavailableError
 from lakehouse.settings import S3Settings
 
 if TYPE_CHECKING:
@@ -41,7 +41,12 @@ def bucket_of(uri: str) -> str:
 
 
 def ensure_bucket(s3: S3Settings, bucket: str, *, client: Any = None) -> bool:
-    """Create ``bucket`` unless it exists. Returns True when it was created."""
+    """Create ``bucket`` unless it exists. Returns True when it was created.
+
+    Raises:
+        ConfigurationError: the bucket is missing and the key may not create it (the pipeline's scoped key).
+        ServiceUnavailableError: the endpoint does not answer, or refuses the bucket for another reason.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = client or s3_client(s3)
@@ -55,5 +60,14 @@ def ensure_bucket(s3: S3Settings, bucket: str, *, client: Any = None) -> bool:
         raise ServiceUnavailableError(
             "S3", s3.endpoint, str(exc), hint="is MinIO running? (docker compose up -d minio)"
         ) from None
-    client.create_bucket(Bucket=bucket)
+    try:
+        client.create_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "AccessDenied":
+            raise ServiceUnavailableError("S3", s3.endpoint, f"cannot create bucket {bucket!r}: {exc}") from None
+        raise ConfigurationError(
+            f"bucket {bucket!r} does not exist at {s3.endpoint} and the key {s3.access_key_id!r} may not create it "
+            "(the pipeline's key is scoped to its buckets). Create it with the root key: docker compose's minio-init "
+            "creates landing, bronze, silver and quarantine"
+        ) from None
     return True

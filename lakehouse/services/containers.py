@@ -7,9 +7,13 @@ from typing import Any
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.settings import PostgresSettings, S3Settings, Secret
 
-# Docker Hub's MinIO images were deleted; quay.io still serves the last release.
-MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
-POSTGRES_IMAGE = "postgres:17.6-bookworm"
+# Docker Hub's MinIO images were deleted; quay.io still serves the last release. Pinned by tag and digest (the
+# multi-platform index), as in docker-compose.yml.
+MINIO_IMAGE = (
+    "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+    "@sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e"
+)
+POSTGRES_IMAGE = "postgres:17.6-bookworm@sha256:f3bd19c606e442c3d7bdfa8002e03fe260a1023351e0ea4598032022b68dd6e3"
 
 
 def docker_available() -> bool:

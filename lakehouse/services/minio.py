@@ -1,17 +1,25 @@
-"""A MinIO server run as a local process, for development and tests on machines without Docker.
+"""A MinIO server run as a local process, for development and tests on machines without Docker; and the one
+access policy the pipeline's own key gets.
 
 MinIO is distributed as source now; ``scripts/build-minio.sh`` builds the pinned version with
 ``go install`` into the cache directory, where :func:`find_minio_binary` looks for it.
+
+The pipeline never runs on MinIO's root key: the root key creates the buckets, a user and the policy of
+:func:`pipeline_policy` (docker compose's ``minio-init`` job from ``scripts/minio-policy.json``, the test
+fixtures through the admin API), and the pipeline gets that user's key, which can read and write objects in its
+buckets and nothing else: no bucket created or deleted, no other bucket listed or read, no admin call.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -23,6 +31,55 @@ from lakehouse.settings import S3Settings, Secret
 # this is that commit (2026-02-12), newer than RELEASE.2025-09-07T16-13-09Z pinned for containers.
 MINIO_MODULE_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 _START_TIMEOUT_S = 30
+
+# The buckets of docker compose's stack: the seed guide's bucket per layer, and one for landing files.
+PIPELINE_BUCKETS = ("landing", "bronze", "silver", "quarantine")
+PIPELINE_POLICY_NAME = "lakehouse-pipeline"
+# What the pipeline does to a bucket (list it, find its region) and to its objects (Delta logs, Parquet, the run
+# lease; multipart for large files). Bucket creation and deletion, bucket policies and admin are bootstrap's.
+_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")
+_OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+)
+
+
+def pipeline_policy(buckets: Iterable[str] = PIPELINE_BUCKETS) -> dict[str, object]:
+    """The IAM policy of the pipeline's key: read and write objects in ``buckets``, nothing else.
+
+    Args:
+        buckets: bucket names, or patterns with ``*`` (the tests' ``lh-test-*``).
+
+    Returns:
+        The policy document, as MinIO's ``mc admin policy create`` and ``MinioAdmin.policy_add`` take it.
+    """
+    names = sorted(buckets)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListItsBuckets",
+                "Effect": "Allow",
+                "Action": list(_BUCKET_ACTIONS),
+                "Resource": [f"arn:aws:s3:::{name}" for name in names],
+            },
+            {
+                "Sid": "ReadWriteItsObjects",
+                "Effect": "Allow",
+                "Action": list(_OBJECT_ACTIONS),
+                "Resource": [f"arn:aws:s3:::{name}/*" for name in names],
+            },
+        ],
+    }
+
+
+def pipeline_policy_json(buckets: Iterable[str] = PIPELINE_BUCKETS) -> str:
+    """:func:`pipeline_policy` as the text of ``scripts/minio-policy.json`` (``python -m lakehouse.services.minio``
+    writes it to stdout)."""
+    return json.dumps(pipeline_policy(buckets), indent=2) + "\n"
 
 
 def find_minio_binary(cache_dir: Path, explicit: Path | None = None) -> Path | None:
@@ -129,3 +186,7 @@ class LocalMinio:
             time.sleep(0.2)
         self.stop()
         raise ServiceUnavailableError("MinIO", self.endpoint_url, f"not live after {_START_TIMEOUT_S}s")
+
+
+if __name__ == "__main__":
+    print(pipeline_policy_json(), end="")

@@ -1,5 +1,6 @@
 """Files users run by hand, checked against the code that has to agree with them: docker-compose.yml (no Docker
-engine here, so compose's variable substitution is applied in the test), .env.example, and the MinIO build script.
+engine here, so compose's variable substitution is applied in the test), .env.example, the MinIO policy file and
+the MinIO build script.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import yaml
 
 from lakehouse.adapters.objectstore import bucket_of
 from lakehouse.services.containers import MINIO_IMAGE, POSTGRES_IMAGE
-from lakehouse.services.minio import find_minio_binary
+from lakehouse.services.minio import PIPELINE_BUCKETS, PIPELINE_POLICY_NAME, find_minio_binary, pipeline_policy_json
 from lakehouse.settings import LAKE_LAYERS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-# Documented in .env.example but read by other components than load_settings.
-READ_OUTSIDE_SETTINGS = {"JAVA_HOME", "LAKEHOUSE_REQUIRE_SERVICES"}
+POLICY_FILE = ROOT / "scripts" / "minio-policy.json"
+# Documented in .env.example but read by other components than load_settings (compose, the test fixtures).
+READ_OUTSIDE_SETTINGS = {"JAVA_HOME", "LAKEHOUSE_REQUIRE_SERVICES", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
 
 
 def _compose() -> dict[str, Any]:
@@ -54,6 +56,12 @@ def _substitute(value: str, env: Mapping[str, str]) -> str:
 def _resolved_service(name: str, env: Mapping[str, str]) -> dict[str, str]:
     service = _compose()["services"][name]
     return {key: _substitute(str(value), env) for key, value in service.get("environment", {}).items()}
+
+
+def _init_script() -> list[str]:
+    """The words of the shell script minio-init's container runs."""
+    shell = shlex.split(_substitute(_compose()["services"]["minio-init"]["entrypoint"], {}))
+    return shlex.split(shell[shell.index("-c") + 1])
 
 
 def _published(name: str, container_port: int) -> set[int]:
@@ -107,7 +115,13 @@ def test_the_library_reaches_the_compose_services(
     assert settings.s3 is not None
     assert settings.postgres is not None
     assert urlsplit(settings.s3.endpoint).port in _published("minio", 9000)  # MinIO's S3 API, not its console
+    pipeline = _resolved_service("minio-init", compose_env)
     assert (settings.s3.access_key_id, settings.s3.secret_access_key.reveal()) == (
+        pipeline["PIPELINE_ACCESS_KEY"],
+        pipeline["PIPELINE_SECRET_KEY"],
+    )
+    assert settings.s3.access_key_id != minio["MINIO_ROOT_USER"]  # the pipeline never holds the root key
+    assert (pipeline["MINIO_ROOT_USER"], pipeline["MINIO_ROOT_PASSWORD"]) == (
         minio["MINIO_ROOT_USER"],
         minio["MINIO_ROOT_PASSWORD"],
     )
@@ -122,14 +136,50 @@ def test_the_library_reaches_the_compose_services(
 
 def test_compose_creates_the_buckets_the_documented_lake_uri_writes_to(tmp_path: Path) -> None:
     settings = _dotenv_settings(tmp_path, _documented())
-    init = _compose()["services"]["minio-init"]
-    shell = shlex.split(_substitute(init["entrypoint"], {}))
-    words = shlex.split(shell[shell.index("-c") + 1])  # the script the container's shell runs
+    words = _init_script()
     mb = words.index("mb")
-    created = {word.removeprefix("local/") for word in words[mb + 1 :] if word.startswith("local/")}
+    created = {w.removeprefix("local/") for w in words[mb + 1 : words.index("&&", mb)] if w.startswith("local/")}
 
     assert settings.lake_kind == "s3"
-    assert created == {bucket_of(settings.layer_uri(layer)) for layer in LAKE_LAYERS}
+    assert {bucket_of(settings.layer_uri(layer)) for layer in LAKE_LAYERS} <= created
+    assert created == set(PIPELINE_BUCKETS)  # exactly the buckets the pipeline's policy allows
+
+
+def test_the_policy_file_is_the_one_the_code_builds() -> None:
+    """scripts/minio-policy.json is generated (``python -m lakehouse.services.minio > scripts/minio-policy.json``)."""
+    assert POLICY_FILE.read_text() == pipeline_policy_json()
+
+
+def test_compose_gives_the_pipeline_user_the_policy_file() -> None:
+    init = _compose()["services"]["minio-init"]
+    mounts = dict(str(volume).rsplit(":", 1)[0].split(":", 1) for volume in init["volumes"])
+    inside = mounts["./scripts/minio-policy.json"]
+    words = _init_script()
+    create = words.index("create")
+
+    assert words[create - 2 : create + 4] == ["admin", "policy", "create", "local", PIPELINE_POLICY_NAME, inside]
+    attach = words.index("attach")
+    assert words[attach + 1 : attach + 5] == ["local", PIPELINE_POLICY_NAME, "--user", "${PIPELINE_ACCESS_KEY}"]
+    add = words.index("add")
+    assert words[add - 2 : add + 4] == [
+        "admin",
+        "user",
+        "add",
+        "local",
+        "${PIPELINE_ACCESS_KEY}",
+        "${PIPELINE_SECRET_KEY}",
+    ]
+
+
+def test_compose_publishes_ports_on_loopback_only_and_pins_images_by_tag_and_digest() -> None:
+    services = _compose()["services"]
+    published = [str(mapping) for service in services.values() for mapping in service.get("ports", [])]
+
+    assert published, "compose publishes no port at all"
+    for mapping in published:
+        assert re.fullmatch(r"127\.0\.0\.1:\d+:\d+", mapping), f"{mapping!r} is not bound to 127.0.0.1"
+    for name, service in services.items():
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", service["image"]), f"{name}: {service['image']}"
 
 
 def _leaves(settings: Settings) -> dict[str, Any]:

@@ -13,19 +13,22 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
-from psycopg2 import errors
+from psycopg2 import errors, sql
+from psycopg2.extensions import encrypt_password
 
 from lakehouse.adapters.objectstore import ensure_bucket
 from lakehouse.adapters.roles import bootstrap, write_password
@@ -36,7 +39,7 @@ from lakehouse.services import free_port
 from lakehouse.services.minio import LocalMinio, find_minio_binary
 from lakehouse.services.postgres import PASSWORD_FILE, LocalPostgres, PostgresBinaries
 from lakehouse.services.provide import SharedEmbedded
-from lakehouse.settings import PostgresSettings, load_settings
+from lakehouse.settings import PostgresSettings, Secret, load_settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -265,3 +268,25 @@ def _poll_ps_as_another_user(proc: subprocess.Popen[str], seen: list[str]) -> No
     while proc.poll() is None:
         seen.append(subprocess.run(command, capture_output=True, text=True, check=False).stdout)
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize("password", ["p#ss word: *x\"'\\ {% ${PGHOST} end", "*leading: star", "# hash first"])
+def test_soda_and_dbt_accept_a_password_given_in_pgpassword_whatever_it_holds(
+    pg_database: PostgresSettings, password: str
+) -> None:
+    """An admin's ``PGPASSWORD`` (not a passfile) with YAML- and Jinja-hostile characters: Soda used to paste it
+    into its configuration's text and broke on ``#`` or ``: ``."""
+    from lakehouse.gold import dbt_debug
+    from lakehouse.quality.scan import validate_configuration
+
+    role = f"pw_{uuid.uuid4().hex[:8]}"
+    with contextlib.closing(connect(pg_database, autocommit=True)) as conn, conn.cursor() as cur:
+        verifier = encrypt_password(password, role, conn, "scram-sha-256")
+        cur.execute(sql.SQL("create role {} login password %s").format(sql.Identifier(role)), (verifier,))
+        cur.execute(
+            sql.SQL("grant connect on database {} to {}").format(*map(sql.Identifier, (pg_database.database, role)))
+        )
+    pg = dataclasses.replace(pg_database, user=role, password=Secret(password))
+
+    assert "data sources reachable" in validate_configuration(pg)
+    assert dbt_debug(pg)

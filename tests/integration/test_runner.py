@@ -51,6 +51,12 @@ def test_runner_works_on_the_embedded_default_from_any_directory(tmp_path: Path)
     assert "storage: landing CSV" in summary
     assert (tmp_path / "data" / "landing" / "manifest.json").is_file()
     assert "stopped embedded PostgreSQL" in proc.stderr  # it stops what it started
+    # The local lake (raw rows with personal data), the landing copy, the server and the role passwords: all
+    # owner-only, files and folders.
+    assert list((tmp_path / "data" / "lake" / "silver").rglob("*.parquet"))
+    loose = [p for p in (tmp_path / "data").rglob("*") if p.stat().st_mode & 0o077]
+    assert loose == [], f"readable by other users: {loose[:5]}"
+    assert (tmp_path / "data").stat().st_mode & 0o077 == 0
 
 
 def test_refused_files_are_named_and_exit_5_while_the_rest_loads(tmp_path: Path) -> None:

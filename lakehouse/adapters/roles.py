@@ -102,6 +102,7 @@ def write_password(passfile: Path, host: str, port: int, role: str, password: st
 
 def role_passwords(server: PostgresSettings, passfile: Path) -> dict[str, str]:
     """Every pipeline role's password from ``passfile``, generating (and saving) the missing ones."""
+    passfile.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with file_lock(passfile.with_name(passfile.name + ".lock")):
         passwords = {}
         for role in ROLES:

@@ -150,6 +150,7 @@ def _silver(
 
 def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
     result = run_gold(pg, full_refresh=full_refresh, log=log_line)
+    record_quality(pg, outcome.run_id, "gold", result.checks, source="dbt")
     outcome.summary += result.summary_rows()
     outcome.failed_tests = result.failed_tests
     outcome.notes.append(f"gold: dbt build {'passed' if result.ok else 'FAILED'} (core.*, analytics.*)")

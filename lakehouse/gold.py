@@ -10,6 +10,7 @@ exceptions: they come back in :attr:`GoldResult.failed_tests`. dbt failing to ru
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.report import SummaryRow
 from lakehouse.settings import MASK, PostgresSettings, libpq_environment
 
+_log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 _TEST_TYPES = frozenset({"test", "unit_test"})
 _FAILED = frozenset({"fail", "error"})
@@ -241,8 +243,10 @@ def _scrub(text: str, pg: PostgresSettings) -> str:
 def _progress(log: Callable[[str], None]) -> Callable[[EventMsg], None]:
     """A dbtRunner callback: one line per finished model or snapshot, and per test that failed or warned."""
     lock = threading.Lock()  # dbt calls back from its worker threads; keep lines whole
+    finished = 0
 
     def on_event(event: EventMsg) -> None:
+        nonlocal finished
         if event.info.name != "NodeFinished":
             return
         data: Any = event.data  # a protobuf message, untyped
@@ -256,8 +260,10 @@ def _progress(log: Callable[[str], None]) -> Callable[[EventMsg], None]:
             rows.number_value if rows is not None else None,
             result.message,
         )
-        if outcome.resource_type not in _TEST_TYPES or outcome.status not in ("pass", "skipped"):
-            with lock:
+        with lock:
+            finished += 1
+            _log.info("gold: %d nodes done, %s", finished, outcome.name, extra={"progress": True})
+            if outcome.resource_type not in _TEST_TYPES or outcome.status not in ("pass", "skipped"):
                 log(_line(outcome))
 
     return on_event

@@ -180,12 +180,14 @@ def as_json(
     scans: Sequence[Scan],
     storage: Storage | None,
     seconds: float,
+    report: object = None,
 ) -> str:
-    """The run summary as JSON (``runner.py --json``)."""
+    """The run summary as JSON (``runner.py --json``); ``report`` is the HTML report's path, when one was written."""
     document = {
         "run_id": run_id,
         "status": status,
         "seconds": round(seconds, 3),
+        "report": None if report is None else str(report),
         "tables": [asdict(r) for r in rows],
         "quality": [
             {

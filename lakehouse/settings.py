@@ -123,6 +123,8 @@ class Settings:
     spark_driver_memory: str = "2g"
     maven_repository: str = MAVEN_CENTRAL
     landing_override: Path | None = None
+    alert_webhook: Secret | None = None  # a chat webhook URL often carries its token
+    alert_command: str | None = None
 
     @property
     def lake_kind(self) -> Literal["local", "s3"]:
@@ -136,6 +138,11 @@ class Settings:
     def landing_dir(self) -> Path:
         """Where landing CSVs are read from unless ``--input`` says otherwise."""
         return self.landing_override or self.data_dir / "landing"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where each run's HTML report is written (``<run_id>.html`` and ``latest.html``)."""
+        return self.data_dir / "reports"
 
     @property
     def postgres_data_dir(self) -> Path:
@@ -191,6 +198,8 @@ def load_settings(
         spark_driver_memory=env.get("LAKEHOUSE_SPARK_DRIVER_MEMORY", "2g"),
         maven_repository=env.get("LAKEHOUSE_MAVEN_REPOSITORY", MAVEN_CENTRAL),
         landing_override=_path(env["LAKEHOUSE_LANDING_DIR"], base) if "LAKEHOUSE_LANDING_DIR" in env else None,
+        alert_webhook=Secret(env["LAKEHOUSE_ALERT_WEBHOOK"]) if "LAKEHOUSE_ALERT_WEBHOOK" in env else None,
+        alert_command=env.get("LAKEHOUSE_ALERT_COMMAND"),
     )
 
 
@@ -300,6 +309,8 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
             else f"embedded (data in {settings.postgres_data_dir}, port {settings.embedded_postgres_port})",
         ),
         ("postgres password", MASK if pg and pg.password else "(none)"),
+        ("alert webhook", MASK if settings.alert_webhook else "(none)"),
+        ("alert command", settings.alert_command or "(none)"),
     ]
     if s3 is not None:
         rows += [

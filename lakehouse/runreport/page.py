@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader
 
 from lakehouse._version import __version__
 from lakehouse.contracts import LAYERS
-from lakehouse.report import human_bytes
+from lakehouse.report import Storage, human_bytes
 from lakehouse.runreport import charts
 from lakehouse.runreport.facts import RunFacts, as_of, gather, latest_run_id
 from lakehouse.settings import PostgresSettings
@@ -61,6 +61,8 @@ def render(facts: RunFacts, *, docs_href: str | None = None) -> str:
         (f"{layer} Parquet", sum(int(load["parquet_bytes"] or 0) for load in facts.loads if load["layer"] == layer))
         for layer in LAYERS[:2]
     ]
+    versus = Storage(csv_bytes, storage[1][1], storage[2][1])  # the summary's wording: no percentage where none fits
+    comparison = {name: versus.versus(size).lstrip(": ") for name, size in storage[1:]} if csv_bytes else {}
     labels = [f"{t['started_at'].astimezone(dt.UTC):%m-%d %H:%M}" for t in facts.trends]
     trend = {
         key: charts.line(title, labels, [t[key] for t in facts.trends])
@@ -86,6 +88,7 @@ def render(facts: RunFacts, *, docs_href: str | None = None) -> str:
         else None,
         timings_chart=charts.bars("Seconds per layer and table", timings, unit=" s") if timings else None,
         storage=storage,
+        comparison=comparison,
         storage_chart=charts.bars("Bytes (MB)", [(n, round(b / 1e6, 3)) for n, b in storage]) if csv_bytes else None,
         trend=trend if facts.trends else None,
         docs_href=docs_href,

@@ -62,5 +62,6 @@ def test_the_page_is_self_contained_and_escapes_data() -> None:
     assert re.findall(r"<link\b|@import|url\(|\bsrc=", page) == []  # nothing to fetch
     assert page.count("<svg") == 8  # funnel, quarantine, timings, storage, four trends
     assert 'href="file:///x/static_index.html"' in page
+    assert "500 B, 44 % smaller" in page  # bronze's Parquet against the run's CSV, worded as in the summary
     assert 'id="first-failure"' in page
     assert page.index("No negative cost</td>") < page.index("checks passed")  # failures first

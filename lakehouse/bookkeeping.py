@@ -2,7 +2,7 @@
 
 - ``ops.pipeline_runs``: a run's id, start, end, status, version and arguments;
 - ``ops.layer_loads``: rows and bytes per layer and table of a run;
-- ``ops.quality_results``: one row per quality check of a run;
+- ``ops.quality_results``: one row per quality check of a run (``source`` ``soda``, or ``dbt`` for gold's tests);
 - ``ops.reconciliation``: silver's per-table count balance of a run;
 - ``ops.loaded_batches``: the loader's idempotency ledger (which batch reached which table), written inside the
   loader's publish transaction through :func:`ledger_claim`.
@@ -39,6 +39,7 @@ LOAD_COLUMNS = (
     "parquet_bytes", "seconds",
 )  # fmt: skip
 RunStatus = Literal["running", "succeeded", "failed"]
+CheckSource = Literal["soda", "dbt"]
 _DDL = {
     RUNS: """
         run_id text primary key,
@@ -63,6 +64,7 @@ _DDL = {
         outcome text not null check (outcome in ('pass', 'warn', 'fail')),
         value double precision,
         diagnostics text not null default '',
+        source text not null default 'soda',
         recorded_at timestamptz not null default now(),
         primary key (run_id, layer, table_name, check_name)""",
     # No foreign key to the runs: silver can be built and reconciled outside a recorded run (tests, notebooks).
@@ -174,17 +176,23 @@ def record_layer_loads(pg: PostgresSettings, run_id: str, rows: Sequence[Summary
     return len(loads)
 
 
-def record_quality(pg: PostgresSettings, run_id: str, layer: str, results: Iterable[CheckOutcome]) -> int:
-    """Replace the quality results of ``layer`` in run ``run_id`` with ``results``; return how many were written."""
-    rows = [(run_id, layer, r.check_name, r.table_name, r.outcome, r.value, r.diagnostics) for r in results]
+def record_quality(
+    pg: PostgresSettings, run_id: str, layer: str, results: Iterable[CheckOutcome], *, source: CheckSource = "soda"
+) -> int:
+    """Replace the quality results ``source`` gave for ``layer`` in run ``run_id`` with ``results``; return how
+    many were written. ``source`` is ``soda`` (the gates) or ``dbt`` (gold's data and unit tests)."""
+    rows = [(run_id, layer, r.check_name, r.table_name, r.outcome, r.value, r.diagnostics, source) for r in results]
     target = sql.Identifier(SCHEMA, QUALITY)
-    with _transaction(pg, f"recording the {layer} quality results of run {run_id}") as cur:
+    with _transaction(pg, f"recording the {layer} {source} results of run {run_id}") as cur:
         _create_tables(cur)
-        cur.execute(sql.SQL("delete from {} where run_id = %s and layer = %s").format(target), (run_id, layer))
+        cur.execute(
+            sql.SQL("delete from {} where run_id = %s and layer = %s and source = %s").format(target),
+            (run_id, layer, source),
+        )
         cur.executemany(
             sql.SQL(
-                "insert into {} (run_id, layer, check_name, table_name, outcome, value, diagnostics)"
-                " values (%s, %s, %s, %s, %s, %s, %s)"
+                "insert into {} (run_id, layer, check_name, table_name, outcome, value, diagnostics, source)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(target),
             rows,
         )
@@ -240,6 +248,18 @@ def _create_tables(cur: cursor) -> None:
     for table, columns in _DDL.items():
         body = sql.SQL(columns).format(runs=runs)  # the DDL text is a constant of this module, never user input
         cur.execute(sql.SQL("create table if not exists {} ({})").format(sql.Identifier(SCHEMA, table), body))
+    # Tables created before dbt's tests were recorded lack the column that tells them from Soda's checks. Look
+    # first: `alter table` takes an exclusive lock even when the column exists.
+    cur.execute(
+        "select 1 from information_schema.columns where table_schema = %s and table_name = %s and column_name = %s",
+        (SCHEMA, QUALITY, "source"),
+    )
+    if cur.fetchone() is None:
+        cur.execute(
+            sql.SQL("alter table {} add column if not exists source text not null default 'soda'").format(
+                sql.Identifier(SCHEMA, QUALITY)
+            )
+        )
 
 
 @contextlib.contextmanager

@@ -9,12 +9,14 @@ exceptions: they come back in :attr:`GoldResult.failed_tests`. dbt failing to ru
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dbt.adapters.exceptions.connection import FailedToConnectError
 from dbt.artifacts.schemas.run import RunExecutionResult, RunResult
@@ -25,9 +27,17 @@ from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.report import SummaryRow
 from lakehouse.settings import MASK, PostgresSettings, libpq_environment
 
+_log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 _TEST_TYPES = frozenset({"test", "unit_test"})
 _FAILED = frozenset({"fail", "error"})
+# dbt's test statuses as quality outcomes; a skipped test (its model failed) was not evaluated and is not recorded.
+_CHECK_OUTCOMES: dict[str, Literal["pass", "warn", "fail"]] = {
+    "pass": "pass",
+    "warn": "warn",
+    "fail": "fail",
+    "error": "fail",
+}
 
 
 class GoldError(LakehouseError):
@@ -48,6 +58,32 @@ class NodeOutcome:
     seconds: float
     rows_affected: int | None
     message: str | None
+    failures: int | None = None
+    tested: str = ""
+
+    def check(self) -> DbtCheck | None:
+        """This test's outcome as a quality check (None for models, snapshots and skipped tests)."""
+        outcome = _CHECK_OUTCOMES.get(self.status)
+        if self.resource_type not in _TEST_TYPES or outcome is None:
+            return None
+        why = "" if outcome == "pass" else ": " + " ".join((self.message or "").split())[:500]
+        return DbtCheck(self.name, self.tested or "dbt", outcome, self.failures, f"{self.resource_type}{why}")
+
+
+@dataclass(frozen=True)
+class DbtCheck:
+    """A dbt data test or unit test as ``ops.quality_results`` records it beside the Soda checks.
+
+    ``table_name`` is the model the test is attached to (a singular test on no model: ``dbt``); ``value`` is the
+    number of failing rows dbt counted (0 for a pass); ``diagnostics`` names the test type and, unless it passed,
+    dbt's message.
+    """
+
+    check_name: str
+    table_name: str
+    outcome: Literal["pass", "warn", "fail"]
+    value: float | None
+    diagnostics: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +110,11 @@ class GoldResult:
             SummaryRow("gold", f"{len(models)} models/snapshots", rows_out=len(models), seconds=self.seconds),
             SummaryRow("gold", f"{len(tests)} dbt tests", rows_out=len(tests) - len(self.failed_tests)),
         ]
+
+    @property
+    def checks(self) -> tuple[DbtCheck, ...]:
+        """Every data test and unit test dbt evaluated, as quality checks (skipped ones are left out)."""
+        return tuple(check for node in self.nodes if (check := node.check()) is not None)
 
     @property
     def errors(self) -> tuple[NodeOutcome, ...]:
@@ -202,8 +243,10 @@ def _scrub(text: str, pg: PostgresSettings) -> str:
 def _progress(log: Callable[[str], None]) -> Callable[[EventMsg], None]:
     """A dbtRunner callback: one line per finished model or snapshot, and per test that failed or warned."""
     lock = threading.Lock()  # dbt calls back from its worker threads; keep lines whole
+    finished = 0
 
     def on_event(event: EventMsg) -> None:
+        nonlocal finished
         if event.info.name != "NodeFinished":
             return
         data: Any = event.data  # a protobuf message, untyped
@@ -217,8 +260,10 @@ def _progress(log: Callable[[str], None]) -> Callable[[EventMsg], None]:
             rows.number_value if rows is not None else None,
             result.message,
         )
-        if outcome.resource_type not in _TEST_TYPES or outcome.status not in ("pass", "skipped"):
-            with lock:
+        with lock:
+            finished += 1
+            _log.info("gold: %d nodes done, %s", finished, outcome.name, extra={"progress": True})
+            if outcome.resource_type not in _TEST_TYPES or outcome.status not in ("pass", "skipped"):
                 log(_line(outcome))
 
     return on_event
@@ -231,7 +276,7 @@ def _outcome(name: str, resource_type: str, status: str, seconds: float, rows: A
 
 
 def _node_outcome(result: RunResult) -> NodeOutcome:
-    return _outcome(
+    node = _outcome(
         result.node.name,
         str(result.node.resource_type),
         str(result.status),
@@ -239,6 +284,19 @@ def _node_outcome(result: RunResult) -> NodeOutcome:
         result.adapter_response.get("rows_affected"),
         result.message,
     )
+    if node.resource_type not in _TEST_TYPES:
+        return node
+    # A data test names the model it is attached to, a unit test the model it tests (both as unique ids);
+    # A singular test names neither: the model among those it reads that its name mentions (``assert_<model>_...``).
+    reads = [n.rsplit(".", 1)[-1] for n in getattr(result.node.depends_on, "nodes", []) if n.startswith("model.")]
+    named = sorted((m for m in reads if m in node.name), key=len)
+    tested = (
+        getattr(result.node, "attached_node", None)
+        or getattr(result.node, "tested_node_unique_id", None)
+        or (named[-1] if named else reads[0] if len(reads) == 1 else None)
+    )
+    failures = result.failures if result.failures is not None else (0 if node.status == "pass" else None)
+    return dataclasses.replace(node, failures=failures, tested=str(tested or "").rsplit(".", 1)[-1])
 
 
 def _line(node: NodeOutcome) -> str:

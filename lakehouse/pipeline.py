@@ -25,7 +25,7 @@ from lakehouse.health import lost_service
 from lakehouse.sample import generate
 from lakehouse.services import provide
 from lakehouse.settings import Settings
-from lakehouse.steps import LogLine, RunOutcome, gate, new_run_id, run_layers
+from lakehouse.steps import LogLine, RunOutcome, gate, new_run_id, report_and_alert, run_layers
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -178,3 +178,4 @@ def scan_only(
             return outcome
         finally:
             finish_run(pg, outcome.run_id, status)
+            report_and_alert(settings, roles, outcome, status)

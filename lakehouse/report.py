@@ -115,24 +115,47 @@ def layer_loads(rows: Sequence[SummaryRow]) -> list[SummaryRow]:
     return [r for r in rows if not r.table_name.startswith("->")]
 
 
+# Below this much CSV a Parquet file's fixed cost (footer, schema, Delta log) outweighs the data itself, so a
+# percentage says nothing about the format: ~1 KB of CSV becomes ~35 KB of Parquet ("2898 % larger").
+TINY_CSV_BYTES = 1_000_000
+
+
 @dataclass(frozen=True)
 class Storage:
-    """The seed guide's storage comparison, measured: landing CSV against the lake's Parquet."""
+    """The seed guide's storage comparison, measured: landing CSV against the lake's Parquet.
+
+    A layer with no Parquet yet (silver after a bronze-only run) and a tiny input get no percentage.
+    """
 
     csv_bytes: int
     bronze_parquet_bytes: int
     silver_parquet_bytes: int
 
     def saving(self, parquet: int) -> float | None:
-        return None if not self.csv_bytes else 100 * (1 - parquet / self.csv_bytes)
+        """Percent smaller than the CSV (negative: larger); None when there is nothing meaningful to compare."""
+        if not self.csv_bytes or not parquet or (self.csv_bytes < TINY_CSV_BYTES and parquet > self.csv_bytes):
+            return None
+        return 100 * (1 - parquet / self.csv_bytes)
 
     def render(self) -> str:
         lines = [f"storage: landing CSV {human_bytes(self.csv_bytes)}"]
         for name, size in (("bronze", self.bronze_parquet_bytes), ("silver", self.silver_parquet_bytes)):
-            saving = self.saving(size)
-            versus = "" if saving is None else f", {abs(saving):.0f} % {'smaller' if saving >= 0 else 'larger'}"
-            lines.append(f"  {name} Parquet (Delta) {human_bytes(size)}{versus}")
+            lines.append(f"  {name} Parquet (Delta){self.versus(size)}")
         return "\n".join(lines)
+
+    def versus(self, size: int) -> str:
+        """``" 4.5 MB, 70 % smaller"``, or why there is no comparison (text after the layer's name)."""
+        if not size:
+            return ": not built yet"
+        saving = self.saving(size)
+        if saving is None and self.csv_bytes:
+            return (
+                f" {human_bytes(size)}: the input is too small to compare ({human_bytes(self.csv_bytes)} of CSV;"
+                " Parquet's footer and the Delta log outweigh the data)"
+            )
+        if saving is None:
+            return f" {human_bytes(size)}"
+        return f" {human_bytes(size)}, {abs(saving):.0f} % {'smaller' if saving >= 0 else 'larger'}"
 
 
 def quality_lines(scans: Sequence[Scan]) -> list[str]:
@@ -157,12 +180,14 @@ def as_json(
     scans: Sequence[Scan],
     storage: Storage | None,
     seconds: float,
+    report: object = None,
 ) -> str:
-    """The run summary as JSON (``runner.py --json``)."""
+    """The run summary as JSON (``runner.py --json``); ``report`` is the HTML report's path, when one was written."""
     document = {
         "run_id": run_id,
         "status": status,
         "seconds": round(seconds, 3),
+        "report": None if report is None else str(report),
         "tables": [asdict(r) for r in rows],
         "quality": [
             {

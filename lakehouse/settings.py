@@ -141,6 +141,8 @@ class Settings:
     landing_override: Path | None = None
     pgpass_file: Path | None = None
     spark_event_log_dir: Path | None = None
+    alert_webhook: Secret | None = None  # a chat webhook URL often carries its token
+    alert_command: str | None = None
 
     @property
     def lake_kind(self) -> Literal["local", "s3"]:
@@ -154,6 +156,11 @@ class Settings:
     def landing_dir(self) -> Path:
         """Where landing CSVs are read from unless ``--input`` says otherwise."""
         return self.landing_override or self.data_dir / "landing"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where each run's HTML report is written (``<run_id>.html`` and ``latest.html``)."""
+        return self.data_dir / "reports"
 
     @property
     def postgres_data_dir(self) -> Path:
@@ -218,6 +225,8 @@ def load_settings(
         spark_event_log_dir=(
             _path(env["LAKEHOUSE_SPARK_EVENT_LOG_DIR"], base) if "LAKEHOUSE_SPARK_EVENT_LOG_DIR" in env else None
         ),
+        alert_webhook=Secret(env["LAKEHOUSE_ALERT_WEBHOOK"]) if "LAKEHOUSE_ALERT_WEBHOOK" in env else None,
+        alert_command=env.get("LAKEHOUSE_ALERT_COMMAND"),
     )
 
 
@@ -328,6 +337,8 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ),
         ("postgres password", MASK if pg and pg.password else "(none)"),
         ("role passwords", f"{settings.role_passfile} (owner-only, .pgpass format)"),
+        ("alert webhook", MASK if settings.alert_webhook else "(none)"),
+        ("alert command", settings.alert_command or "(none)"),
     ]
     if s3 is not None:
         rows += [

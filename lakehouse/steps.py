@@ -1,5 +1,5 @@
-"""A run's steps on services the caller provides: the layers in order, a Soda gate after each, and the run's
-bookkeeping in ``ops``.
+"""A run's steps on services the caller provides: the layers in order, a Soda gate after each, the run's
+bookkeeping in ``ops``, and at the end its HTML report and, for a failed run or one with warnings, an alert.
 
 A layer whose scan has a failing (``fail``-severity) check stops the run before any downstream layer; warnings are
 reported. A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows.
@@ -13,10 +13,12 @@ import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
 from lakehouse.adapters import lake
+from lakehouse.adapters.alerts import deliver
 from lakehouse.adapters.roles import WarehouseRoles
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
@@ -24,9 +26,10 @@ from lakehouse.bronze import layer as bronze
 from lakehouse.bronze.ingest_log import ingested_csv_bytes
 from lakehouse.bronze.landing import LandingFile, Refusal
 from lakehouse.contracts import LAYERS, TABLES
-from lakehouse.gold import run_gold
+from lakehouse.gold import DBT_PROJECT_DIR, run_gold
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
 from lakehouse.report import Storage, SummaryRow
+from lakehouse.runreport import gather, publish_report
 from lakehouse.settings import PostgresSettings, Settings
 from lakehouse.silver.layer import build_silver
 
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
+DOCS_SITE = DBT_PROJECT_DIR / "target" / "static_index.html"  # where `runner.py docs` writes the dbt docs
 LogLine = Callable[[str], None]
 
 
@@ -48,6 +52,7 @@ class RunOutcome:
     failed_tests: tuple[str, ...] = ()
     storage: Storage | None = None
     refused: tuple[Refusal, ...] = ()
+    report: Path | None = None
 
     @property
     def gate_failures(self) -> tuple[CheckResult, ...]:
@@ -90,6 +95,7 @@ def run_layers(
     outcome = RunOutcome(run_id or new_run_id(now))
     start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
     status: RunStatus = "failed"
+    error: str | None = None
     try:
         for layer in (name for name in LAYERS if name in layers):
             touched: Collection[str] | None = None  # gold: every model
@@ -98,7 +104,7 @@ def run_layers(
             elif layer == "silver":
                 touched = _silver(_needs(spark, layer), settings, pg, now, outcome)
             else:
-                _gold(roles.transform, full_refresh, outcome, log_line)
+                _gold(roles, full_refresh, outcome, log_line)
                 if outcome.failed_tests:
                     break
             if scan and not gate(roles, layer, outcome, log_line, tables=touched):
@@ -107,8 +113,52 @@ def run_layers(
             outcome.storage = storage(spark, settings)
         status = "succeeded" if outcome.ok else "failed"
         return outcome
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        raise
     finally:
         finish_run(pg, outcome.run_id, status)
+        report_and_alert(settings, roles, outcome, status, error=error)
+
+
+def report_and_alert(
+    settings: Settings, roles: WarehouseRoles, outcome: RunOutcome, status: RunStatus, *, error: str | None = None
+) -> None:
+    """Write the run's HTML report, then alert on a failed run or one with warnings. Neither can fail the run:
+    a report that cannot be written and an alert that cannot be delivered are logged."""
+    try:
+        facts = gather(roles.loader, outcome.run_id, marts=roles.reader)
+        outcome.report = publish_report(facts, settings.reports_dir, latest=True, docs_href=DOCS_SITE.as_uri())
+    except Exception as exc:  # the report is a view of the run: whatever breaks it, the run's outcome stands
+        log.warning("the run report was not written: %s: %s", type(exc).__name__, " ".join(str(exc).split())[:300])
+    warned = [r for q in outcome.quality for r in q.warned]
+    if status != "failed" and not warned:
+        return
+    if settings.alert_webhook is None and not settings.alert_command:
+        return
+    failing = [_check(q.layer, "soda", r) for q in outcome.quality for r in q.failed]
+    failing += [{"layer": "gold", "source": "dbt", "check": name} for name in outcome.failed_tests]
+    payload = {
+        "run_id": outcome.run_id,
+        "status": status,
+        "error": error,
+        "failing_checks": failing,
+        "warnings": [_check(q.layer, "soda", r) for q in outcome.quality for r in q.warned],
+        "refused_files": [r.reason for r in outcome.refused],
+        "report": str(outcome.report) if outcome.report else None,
+    }
+    deliver(payload, webhook=settings.alert_webhook, command=settings.alert_command)
+
+
+def _check(layer: str, source: str, result: CheckResult) -> dict[str, object]:
+    return {
+        "layer": layer,
+        "source": source,
+        "table": result.table_name,
+        "check": result.check_name,
+        "value": result.value,
+        "diagnostics": result.diagnostics,
+    }
 
 
 def _needs(spark: SparkSession | None, layer: str) -> SparkSession:
@@ -151,8 +201,13 @@ def _silver(
     return [t.table for t in report.tables.values() if t.bronze_rows > 0]
 
 
-def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
-    result = run_gold(pg, full_refresh=full_refresh, log=log_line)
+def _gold(roles: WarehouseRoles, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
+    """dbt builds as the transformer; its outcomes are recorded by the loader (who keeps ``ops``)."""
+    result = run_gold(roles.transform, full_refresh=full_refresh, log=log_line)
+    pg = roles.loader
+    record_quality(pg, outcome.run_id, "gold", result.checks, source="dbt")
+    models = sum(1 for node in result.nodes if node.resource_type in ("model", "snapshot"))
+    record_layer_loads(pg, outcome.run_id, [SummaryRow("gold", "dbt build", rows_out=models, seconds=result.seconds)])
     outcome.summary += result.summary_rows()
     outcome.failed_tests = result.failed_tests
     outcome.notes.append(f"gold: dbt build {'passed' if result.ok else 'FAILED'} (core.*, analytics.*)")

@@ -19,6 +19,7 @@ import csv
 import errno
 import hashlib
 import io
+import logging
 import os
 import re
 import stat
@@ -30,6 +31,7 @@ from typing import BinaryIO
 from lakehouse.contracts import SOURCE_COLUMNS
 from lakehouse.errors import LakehouseError
 
+log = logging.getLogger(__name__)
 _TABLE_PREFIX = re.compile(r"^([A-Za-z]+)")
 _CHUNK = 1 << 20
 # O_NOFOLLOW: a link swapped in after discovery is not opened. O_NONBLOCK: opening a FIFO does not hang.
@@ -238,8 +240,9 @@ def discover(input_dir: Path) -> tuple[list[LandingFile], list[Refusal]]:
     """
     files: list[LandingFile] = []
     refused: list[Refusal] = []
-    for path, problem in _candidates(input_dir):
+    for count, (path, problem) in enumerate(_candidates(input_dir), start=1):
         source = source_name(path, input_dir)
+        log.info("landing: checking file %d, %s", count, source, extra={"progress": True})
         table = table_of(path.name)
         if problem is None and table not in SOURCE_COLUMNS:
             problem = f"no table named {table!r} (expected {', '.join(SOURCE_COLUMNS)})"

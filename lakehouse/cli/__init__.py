@@ -7,15 +7,22 @@ handlers (each calls the package and returns an :class:`ExitCode`), ``exit_codes
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lakehouse._version import __version__
-from lakehouse.cli import options
-from lakehouse.cli.commands import cmd_check, cmd_db, cmd_docs, cmd_generate, cmd_layers, cmd_quality
+from lakehouse.cli import logs, options
+from lakehouse.cli.commands import (
+    cmd_check,
+    cmd_db,
+    cmd_docs,
+    cmd_generate,
+    cmd_layers,
+    cmd_quality,
+    cmd_report,
+)
 from lakehouse.cli.exit_codes import EXIT_CODES_HELP, ExitCode
 from lakehouse.errors import (
     ConfigurationError,
@@ -38,7 +45,8 @@ COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], st
     "quality": (cmd_quality, options.quality_options, "run the Soda scans alone (all layers or --layer), record them"),
     "generate": (cmd_generate, options.generate_options, "write a deterministic sample landing directory"),
     "check": (cmd_check, options.no_options, "show resolved settings (secrets masked) and check every service"),
-    "docs": (cmd_docs, options.no_options, "generate the dbt documentation (offline) and print its path"),
+    "docs": (cmd_docs, options.docs_options, "generate the dbt documentation (offline) and serve it on 127.0.0.1"),
+    "report": (cmd_report, options.report_options, "write a recorded run's HTML report (default: the latest)"),
     "db": (cmd_db, options.db_options, "init the warehouse roles; start, stop or show the embedded PostgreSQL"),
 }
 
@@ -52,11 +60,13 @@ def build_parser(prog: str = "lakehouse") -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lakehouse {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    logs.add_logging_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="command")
     for name, (handler, add_options, help_text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.set_defaults(handler=handler)
         add_options(cmd)
+        logs.add_logging_options(cmd, top=False)
     parser.set_defaults(
         handler=cmd_layers, command="run", input=None, full_refresh=False, json=False, no_quality=False, wait=0.0
     )
@@ -71,14 +81,7 @@ def main(argv: Sequence[str] | None = None, *, base_dir: Path | None = None, pro
             ``python -m lakehouse`` and the console script use the working directory).
     """
     args = build_parser(prog).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        force=True,  # importing dbt installs its own root handlers; the runner's format wins
-    )
-    for noisy in ("py4j", "botocore", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(verbose=args.verbose, quiet=args.quiet, log_format=args.log_format)
     # What a run writes (the lake, the data dir, reports, the role passfile) is owner-only: raw rows hold
     # personal data (account managers' names), and the data dir holds passwords.
     os.umask(0o077)

@@ -15,6 +15,7 @@ from lakehouse.cli.exit_codes import ExitCode
 from lakehouse.contracts import LAYERS, ROLES
 from lakehouse.report import as_json, quality_lines, render_table
 from lakehouse.settings import PostgresSettings, Settings, describe
+from lakehouse.steps import DOCS_SITE
 
 log = logging.getLogger("lakehouse.runner")
 
@@ -52,7 +53,7 @@ def finish(outcome: pipeline.RunOutcome, args: argparse.Namespace, *, seconds: f
     if args.json:
         scans, storage = outcome.quality, outcome.storage
         print(as_json(run_id=outcome.run_id, status=outcome.status, rows=outcome.summary, scans=scans,
-                      storage=storage, seconds=seconds))  # fmt: skip
+                      storage=storage, seconds=seconds, report=outcome.report))  # fmt: skip
     else:
         print()
         if outcome.summary:
@@ -62,6 +63,8 @@ def finish(outcome: pipeline.RunOutcome, args: argparse.Namespace, *, seconds: f
         if outcome.storage is not None:
             print(outcome.storage.render())
         print(f"run {outcome.run_id}: {outcome.status} in {seconds:.1f}s (ops.pipeline_runs)")
+        if outcome.report is not None:
+            print(f"report: {outcome.report}")
     if outcome.failed_tests:
         _stderr(f"gold: {len(outcome.failed_tests)} dbt test(s) failed:", outcome.failed_tests)
         return ExitCode.FAILED
@@ -105,13 +108,41 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> ExitCode:
 
 
 def cmd_docs(settings: Settings, args: argparse.Namespace) -> ExitCode:
-    """Generate the dbt documentation offline (catalog from PostgreSQL) and print where it is."""
+    """Generate the dbt documentation offline (catalog from PostgreSQL), then serve it on 127.0.0.1 until Ctrl-C."""
+    from lakehouse.adapters.docserver import HOST, docs_server
     from lakehouse.gold import docs_generate
     from lakehouse.services import provide
 
     with provide.warehouse(settings) as roles:
         site = docs_generate(roles.transform, log=lambda line: log.info("%s", line))
-    print(f"dbt docs: {site} (a single file; open it in a browser)")
+    print(f"dbt docs: {site} (a single file; the run reports link to it)", flush=True)
+    if args.no_serve:
+        return ExitCode.OK
+    server = docs_server(site, port=args.port)
+    print(f"serving the dbt docs on http://{HOST}:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return ExitCode.OK
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> ExitCode:
+    """Write the HTML report of a recorded run (the latest by default) and print its path; --open shows it."""
+    import webbrowser
+
+    from lakehouse.runreport import write_report
+    from lakehouse.services import provide
+
+    with provide.warehouse(settings) as roles:
+        path = write_report(
+            roles.loader, settings.reports_dir, run_id=args.run, docs_href=DOCS_SITE.as_uri(), marts=roles.reader
+        )
+    print(f"report: {path}")
+    if args.open:
+        webbrowser.open(path.as_uri())
     return ExitCode.OK
 
 

@@ -88,6 +88,21 @@ def db_options(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+DOCS_PORT = 8580
+
+
+def docs_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--port", type=int, default=DOCS_PORT, help=f"serve on 127.0.0.1:PORT (default {DOCS_PORT}; 0: any free port)"
+    )
+    cmd.add_argument("--no-serve", action="store_true", help="only generate the docs and print where they are")
+
+
+def report_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--run", metavar="ID", help="the run to report (default: the latest in ops.pipeline_runs)")
+    cmd.add_argument("--open", action="store_true", help="open the report in the default browser")
+
+
 def no_options(cmd: argparse.ArgumentParser) -> None:
     """The command takes no options."""
 

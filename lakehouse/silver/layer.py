@@ -99,7 +99,8 @@ def build_silver(
     loads: list[TableLoad] = []
     cached: list[DataFrame] = []
     parent: DataFrame | None = None
-    for table in TABLES:  # parents first: foreign keys are checked against the final silver parent
+    for index, table in enumerate(TABLES, start=1):  # parents first: foreign keys are checked against the parent
+        log.info("silver: table %d/%d, %s", index, len(TABLES), table, extra={"progress": True})
         started = time.monotonic()
         source = read_bronze(spark, settings, table, batches)
         classified = classify(source, table, parent).cache()

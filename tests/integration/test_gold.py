@@ -22,9 +22,11 @@ import pytest
 import yaml
 from psycopg2 import sql
 
+from lakehouse import bookkeeping
 from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.gold import DBT_PROJECT_DIR, GoldResult, docs_generate, run_gold
+from lakehouse.quality import CheckResult
 from lakehouse.settings import PostgresSettings, Secret
 from tests.gold_fixtures import PERFORMANCE, create_silver, expected_marts, rebuild_silver
 
@@ -117,6 +119,31 @@ def test_first_build_is_green_on_every_layer(first_build: GoldResult, warehouse:
         " where table_schema in ('core', 'analytics')",
     )
     assert {t["name"] for t in tables} == set(MARTS) | set(CORE)
+
+
+def test_every_dbt_test_is_recorded_beside_the_soda_checks(
+    first_build: GoldResult, warehouse: PostgresSettings
+) -> None:
+    tests = [n for n in first_build.nodes if n.resource_type in ("test", "unit_test")]
+    bookkeeping.start_run(warehouse, run_id="gold-checks", version="test", arguments=[])
+    soda = [CheckResult("gold tables have rows", "core.dim_dates", "pass", 1.0)]
+    bookkeeping.record_quality(warehouse, "gold-checks", "gold", soda)
+
+    written = bookkeeping.record_quality(warehouse, "gold-checks", "gold", first_build.checks, source="dbt")
+    bookkeeping.record_quality(warehouse, "gold-checks", "gold", first_build.checks, source="dbt")  # replaces
+
+    assert written == len(tests) >= 160
+    rows = run_sql(
+        warehouse,
+        "select source, table_name, outcome, value, diagnostics from ops.quality_results"
+        " where run_id = 'gold-checks' and layer = 'gold'",
+    )
+    assert sum(r["source"] == "soda" for r in rows) == 1  # dbt's results sit beside Soda's, not over them
+    dbt = [r for r in rows if r["source"] == "dbt"]
+    assert len(dbt) == len(tests)
+    assert {(r["outcome"], r["value"]) for r in dbt} == {("pass", 0.0)}
+    assert {r["diagnostics"] for r in dbt} == {"test", "unit_test"}
+    assert {"fct_performance", "dim_campaigns", "campaign_performance_summary"} <= {r["table_name"] for r in dbt}
 
 
 def test_core_and_analytics_tables_have_their_contract_types(
@@ -282,6 +309,13 @@ def test_a_broken_silver_row_fails_the_reconciliation_tests_by_name(
     assert not broken.ok
     assert set(broken.failed_tests) == {"assert_fct_performance_rows_match_silver"}  # its one owner
     assert broken.errors == ()
+    (failed,) = [c for c in broken.checks if c.outcome != "pass"]
+    assert (failed.check_name, failed.table_name, failed.outcome) == (
+        "assert_fct_performance_rows_match_silver",
+        "fct_performance",
+        "fail",
+    )
+    assert failed.value == 1  # the failing rows dbt counted: the one changed row
 
     repaired = build(warehouse, target_dir, full_refresh=True)
     assert repaired.ok, repaired.failed_tests

@@ -49,6 +49,9 @@ def test_runner_works_on_the_embedded_default_from_any_directory(tmp_path: Path)
         line = next(line for line in summary.splitlines() if line.startswith(f"quality {layer}:"))
         assert " 0 warned, 0 failed" in line, line
     assert "storage: landing CSV" in summary
+    report = Path(summary.rstrip().splitlines()[-1].removeprefix("report: "))  # the run's last line: its report
+    assert report.parent == tmp_path / "data" / "reports"
+    assert "succeeded" in report.read_text()
     assert (tmp_path / "data" / "landing" / "manifest.json").is_file()
     assert "stopped embedded PostgreSQL" in proc.stderr  # it stops what it started
     # The local lake (raw rows with personal data), the landing copy, the server and the role passwords: all

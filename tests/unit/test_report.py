@@ -64,6 +64,30 @@ def test_storage_saving_is_measured_against_the_csv() -> None:
     assert Storage(0, 0, 0).saving(0) is None
 
 
+def test_a_layer_not_built_yet_gets_no_comparison() -> None:
+    """After a bronze-only run silver has no Parquet: no "0 B, 100 % smaller"."""
+    storage = Storage(csv_bytes=15_000_000, bronze_parquet_bytes=8_000_000, silver_parquet_bytes=0)
+
+    text = storage.render()
+
+    assert "silver Parquet (Delta): not built yet" in text
+    assert "100 %" not in text
+    assert storage.saving(storage.silver_parquet_bytes) is None
+
+
+def test_tiny_inputs_say_the_footer_outweighs_the_data_instead_of_a_percentage() -> None:
+    storage = Storage(csv_bytes=1_200, bronze_parquet_bytes=36_000, silver_parquet_bytes=35_000)
+
+    text = storage.render()
+
+    assert "larger" not in text.replace("too small", "")
+    assert "%" not in text
+    assert "bronze Parquet (Delta) 36.0 KB: the input is too small to compare" in text
+    assert storage.saving(storage.bronze_parquet_bytes) is None
+    # a large input that grew is still reported as a percentage
+    assert "10 % larger" in Storage(15_000_000, 16_500_000, 1).render()
+
+
 def test_json_summary_carries_tables_checks_and_storage() -> None:
     scan = LayerQuality(
         "silver",

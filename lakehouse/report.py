@@ -116,12 +116,31 @@ def layer_loads(rows: Sequence[SummaryRow]) -> list[SummaryRow]:
 
 
 @dataclass(frozen=True)
+class LayerBytes:
+    """One lake layer's bytes: the current versions' data, everything on disk (or in the bucket: superseded
+    versions and the Delta log included), and what VACUUM deletes once past the retention window."""
+
+    layer: str
+    current_bytes: int
+    disk_bytes: int
+    reclaimable_bytes: int
+
+    def render(self) -> str:
+        return (
+            f"{self.layer}: current version {human_bytes(self.current_bytes)}, on disk "
+            f"{human_bytes(self.disk_bytes)}, reclaimable {human_bytes(self.reclaimable_bytes)}"
+        )
+
+
+@dataclass(frozen=True)
 class Storage:
-    """The seed guide's storage comparison, measured: landing CSV against the lake's Parquet."""
+    """The seed guide's storage comparison, measured: landing CSV against the lake's Parquet, and per lake layer
+    the bytes of the current versions against the bytes on disk."""
 
     csv_bytes: int
     bronze_parquet_bytes: int
     silver_parquet_bytes: int
+    layers: tuple[LayerBytes, ...] = ()
 
     def saving(self, parquet: int) -> float | None:
         return None if not self.csv_bytes else 100 * (1 - parquet / self.csv_bytes)
@@ -132,6 +151,7 @@ class Storage:
             saving = self.saving(size)
             versus = "" if saving is None else f", {abs(saving):.0f} % {'smaller' if saving >= 0 else 'larger'}"
             lines.append(f"  {name} Parquet (Delta) {human_bytes(size)}{versus}")
+        lines += [f"  {layer.render()}" for layer in self.layers]
         return "\n".join(lines)
 
 

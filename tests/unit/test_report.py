@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lakehouse.quality import CheckResult, LayerQuality
-from lakehouse.report import Storage, SummaryRow, as_json, layer_loads, quality_lines, render_table
+from lakehouse.report import LayerBytes, Storage, SummaryRow, as_json, layer_loads, quality_lines, render_table
 
 ROWS = [
     SummaryRow(
@@ -62,6 +62,20 @@ def test_storage_saving_is_measured_against_the_csv() -> None:
     assert "bronze Parquet (Delta) 4.5 MB, 70 % smaller" in text
     assert "silver Parquet (Delta) 16.5 MB, 10 % larger" in text
     assert Storage(0, 0, 0).saving(0) is None
+
+
+def test_storage_shows_each_layers_current_on_disk_and_reclaimable_bytes() -> None:
+    layers = (LayerBytes("bronze", 4_300_000, 4_400_000, 0), LayerBytes("silver", 3_500_000, 11_000_000, 7_400_000))
+    storage = Storage(
+        csv_bytes=15_000_000, bronze_parquet_bytes=4_300_000, silver_parquet_bytes=3_500_000, layers=layers
+    )
+
+    lines = storage.render().splitlines()
+
+    assert lines[-2:] == [
+        "  bronze: current version 4.3 MB, on disk 4.4 MB, reclaimable 0 B",
+        "  silver: current version 3.5 MB, on disk 11.0 MB, reclaimable 7.4 MB",
+    ]
 
 
 def test_json_summary_carries_tables_checks_and_storage() -> None:

@@ -54,10 +54,13 @@ class MaintenanceReport:
 
     def lines(self) -> list[str]:
         compacted = sum(t.files_compacted for t in self.tables)
-        return [
+        line = (
             f"maintenance: {len(self.tables)} lake tables, {compacted} small files compacted, "
-            f"{human_bytes(self.reclaimed_bytes)} reclaimed (VACUUM, retention {self.retention_hours:g} hours)"
-        ]
+            f"{human_bytes(max(self.reclaimed_bytes, 0))} reclaimed (VACUUM, retention {self.retention_hours:g} hours)"
+        )
+        if self.reclaimed_bytes < 0:  # compacted copies and log entries, while what they replace is in the window
+            line += f"; {human_bytes(-self.reclaimed_bytes)} added until superseded files leave the window"
+        return [line]
 
 
 def lake_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, str]]:

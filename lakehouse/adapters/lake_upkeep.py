@@ -8,11 +8,13 @@ itself hold the lake's run lock, so the window only has to cover readers, not co
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.adapters.lake import table_size, table_version
+from lakehouse.adapters.lake import table_version
 from lakehouse.settings import MIN_RETENTION_HOURS, check_retention
 
 if TYPE_CHECKING:
@@ -63,9 +65,13 @@ def _bytes_below(spark: SparkSession, uri: str) -> int:
 
 def table_storage(spark: SparkSession, uri: str) -> TableStorage:
     """The table's current-version bytes, its bytes on disk (or in the bucket) and its log's bytes."""
-    if table_version(spark, uri) is None:
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, uri):
         return TableStorage()
-    return TableStorage(table_size(spark, uri)[1], _bytes_below(spark, uri), _bytes_below(spark, f"{uri}/_delta_log"))
+    row = spark.sql(f"describe detail delta.`{uri}`").select("sizeInBytes").first()
+    current = int(row[0]) if row else 0
+    return TableStorage(current, _bytes_below(spark, uri), _bytes_below(spark, f"{uri}/_delta_log"))
 
 
 def compact(spark: SparkSession, uri: str) -> int:
@@ -87,7 +93,24 @@ def vacuum(
     from delta.tables import DeltaTable
 
     check_retention(retention_hours, min_retention_hours=min_retention_hours)
-    DeltaTable.forPath(spark, uri).vacuum(retention_hours)
+    with _console_on_stderr(spark):
+        DeltaTable.forPath(spark, uri).vacuum(retention_hours)
+
+
+@contextlib.contextmanager
+def _console_on_stderr(spark: SparkSession) -> Iterator[None]:
+    """Delta's VACUUM reports "Deleted N files…" with Scala's ``println``, on the runner's stdout (where it would
+    break ``--json``); point this thread's Scala console at stderr meanwhile (py4j pins a JVM thread per Python
+    thread)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None, "the SparkSession has been stopped"
+    console = getattr(getattr(jvm.scala, "Console$"), "MODULE$")  # the Scala object, not its static forwarders
+    saved = console.out()
+    console.setOutDirect(jvm.java.lang.System.err)
+    try:
+        yield
+    finally:
+        console.setOutDirect(saved)
 
 
 def tag_commits(spark: SparkSession, run_id: str) -> None:

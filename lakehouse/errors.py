@@ -38,3 +38,7 @@ class ServiceUnavailableError(LakehouseError):
 
 class RunInProgressError(LakehouseError):
     """Another run holds the lake or the warehouse; this one did not start (or gave up waiting)."""
+
+
+class UnsafeRetentionError(ConfigurationError):
+    """A VACUUM was asked to keep superseded files for less than the safe minimum; nothing was deleted."""

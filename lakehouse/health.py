@@ -15,6 +15,7 @@ from lakehouse.adapters import lake
 from lakehouse.adapters.spark import build_spark, check_java
 from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
+from lakehouse.maintenance import lake_storage
 from lakehouse.services import provide
 from lakehouse.services.postgres import wait_for_postgres
 from lakehouse.settings import PostgresSettings, Settings
@@ -54,7 +55,7 @@ def check_all(settings: Settings) -> list[Probe]:
         ]
         spark = build_spark(settings)
         try:
-            probes[:0] = [spark_check(spark, settings), lake_check(spark, settings)]
+            probes[:0] = [spark_check(spark, settings), lake_check(spark, settings), *storage_checks(spark, settings)]
         finally:
             spark.stop()
     return [java, *probes]
@@ -115,6 +116,15 @@ def lake_check(spark: SparkSession, settings: Settings) -> Probe:
         else f"make {settings.lake_uri} writable or set LAKEHOUSE_LAKE_URI"
     )
     return run_check("lake", probe, fix=fix)
+
+
+def storage_checks(spark: SparkSession, settings: Settings) -> list[Probe]:
+    """Per lake layer: current-version bytes, bytes on disk and bytes VACUUM reclaims past the retention window."""
+    try:
+        layers = lake_storage(spark, settings)
+    except Exception as exc:  # an unreachable lake is lake_check's failure; this line only says it has no figures
+        return [Probe("storage", False, f"cannot measure the lake: {str(exc).strip()[:200]}", "see the lake line")]
+    return [Probe(f"storage {b.layer}", True, b.render().split(": ", 1)[1]) for b in layers]
 
 
 def postgres_check(pg: PostgresSettings) -> Probe:

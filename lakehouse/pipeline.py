@@ -16,21 +16,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
-from lakehouse.adapters import lake, locks
+from lakehouse.adapters import lake, lake_upkeep, locks
 from lakehouse.bookkeeping import RunStatus, finish_run, start_run
 from lakehouse.bronze.landing import LandingFile, Refusal, discover
 from lakehouse.contracts import LAYERS
 from lakehouse.errors import ConfigurationError, ServiceUnavailableError
 from lakehouse.health import lost_service
+from lakehouse.maintenance import MaintenanceReport, export_csv, lake_storage, maintain_lake, table_uri
+from lakehouse.report import LayerBytes
 from lakehouse.sample import generate
 from lakehouse.services import provide
-from lakehouse.settings import Settings
+from lakehouse.settings import Settings, check_retention
 from lakehouse.steps import LogLine, RunOutcome, gate, new_run_id, report_and_alert, run_layers
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["RunOutcome", "abandon", "landing_files", "run", "scan_only", "spark_session"]
+__all__ = [
+    "RunOutcome",
+    "abandon",
+    "export",
+    "history",
+    "landing_files",
+    "maintain",
+    "run",
+    "scan_only",
+    "spark_session",
+]
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +53,7 @@ def run(
     input_dir: Path | None = None,
     full_refresh: bool = False,
     scan: bool = True,
+    maintain: bool = True,
     arguments: Sequence[str] = (),
     wait_s: float | None = 0,
     log_line: LogLine = log.info,
@@ -58,6 +71,7 @@ def run(
             is generated first when it holds no CSV.
         full_refresh: rebuild incremental gold models from scratch.
         scan: run the Soda gate after each layer.
+        maintain: compact and VACUUM the lake at the end (bronze and silver runs; see :func:`maintain`).
         arguments: recorded in ``ops.pipeline_runs``.
         wait_s: how long to wait for another run's locks.
 
@@ -89,6 +103,7 @@ def run(
                 run_id=run_id,
                 full_refresh=full_refresh,
                 scan=scan,
+                maintain=maintain,
                 log_line=log_line,
             )
         except ServiceUnavailableError:
@@ -125,6 +140,7 @@ def abandon(settings: Settings, batch_id: str, *, wait_s: float | None = 0, argu
         start_run(pg, run_id=run_id, version=__version__, arguments=list(arguments))
         status: RunStatus = "failed"
         try:
+            lake_upkeep.tag_commits(spark, run_id)
             batch = abandon_batch(spark, settings, batch_id)
             status = "succeeded"
         finally:
@@ -132,6 +148,57 @@ def abandon(settings: Settings, batch_id: str, *, wait_s: float | None = 0, argu
     files = ", ".join(name for name, _ in batch.files) or "no files"
     verb = "was already abandoned" if batch.already_abandoned else "abandoned"
     return f"batch {batch.batch_id} {verb} ({files}); its files are planned again by the next bronze run (run {run_id})"
+
+
+def maintain(
+    settings: Settings,
+    *,
+    retention_hours: float | None = None,
+    wait_s: float | None = 0,
+    arguments: Sequence[str] = (),
+) -> tuple[str, MaintenanceReport, tuple[LayerBytes, ...]]:
+    """``runner.py maintain``: compact and VACUUM every lake table, recorded as a run in ``ops.pipeline_runs``.
+
+    Holds the lake's run lock (no run writes meanwhile). Returns the run id, what was done and the per-layer
+    storage afterwards.
+
+    Raises:
+        UnsafeRetentionError: the retention is below the safe minimum (checked before anything starts).
+    """
+    retention = settings.retention_hours if retention_hours is None else retention_hours
+    check_retention(retention)
+    run_id = new_run_id(dt.datetime.now(dt.UTC))
+    lake.ensure_layers(settings)
+    with (
+        locks.lake_lock(settings, run=run_id, wait_s=wait_s),
+        provide.warehouse(settings) as roles,
+        spark_session(settings) as spark,
+    ):
+        pg = roles.loader
+        start_run(pg, run_id=run_id, version=__version__, arguments=list(arguments))
+        status: RunStatus = "failed"
+        try:
+            lake_upkeep.tag_commits(spark, run_id)
+            report = maintain_lake(spark, settings, retention_hours=retention)
+            layers = lake_storage(spark, settings)
+            status = "succeeded"
+        finally:
+            finish_run(pg, run_id, status)
+    return run_id, report, layers
+
+
+def history(settings: Settings, table: str) -> list[lake_upkeep.Version]:
+    """``runner.py history TABLE``: every version of a lake table (``silver/performance``), oldest first."""
+    uri = table_uri(settings, table)
+    with spark_session(settings) as spark:
+        return lake_upkeep.history(spark, uri)
+
+
+def export(settings: Settings, table: str, out: Path, *, as_of: str | None = None) -> int:
+    """``runner.py export TABLE --as-of VERSION|TIMESTAMP --out FILE``: the table as it was, as CSV; its rows."""
+    uri = table_uri(settings, table)
+    with spark_session(settings) as spark:
+        return export_csv(spark, uri, out, as_of=as_of)
 
 
 def landing_files(settings: Settings, input_dir: Path | None) -> tuple[list[LandingFile], list[Refusal]]:

@@ -121,8 +121,26 @@ TINY_CSV_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
+class LayerBytes:
+    """One lake layer's bytes: the current versions' data, everything on disk (or in the bucket: superseded
+    versions and the Delta log included), and what VACUUM deletes once past the retention window."""
+
+    layer: str
+    current_bytes: int
+    disk_bytes: int
+    reclaimable_bytes: int
+
+    def render(self) -> str:
+        return (
+            f"{self.layer}: current version {human_bytes(self.current_bytes)}, on disk "
+            f"{human_bytes(self.disk_bytes)}, reclaimable {human_bytes(self.reclaimable_bytes)}"
+        )
+
+
+@dataclass(frozen=True)
 class Storage:
-    """The seed guide's storage comparison, measured: landing CSV against the lake's Parquet.
+    """The seed guide's storage comparison, measured: landing CSV against the lake's Parquet, and per lake layer
+    the bytes of the current versions against the bytes on disk.
 
     A layer with no Parquet yet (silver after a bronze-only run) and a tiny input get no percentage.
     """
@@ -130,6 +148,7 @@ class Storage:
     csv_bytes: int
     bronze_parquet_bytes: int
     silver_parquet_bytes: int
+    layers: tuple[LayerBytes, ...] = ()
 
     def saving(self, parquet: int) -> float | None:
         """Percent smaller than the CSV (negative: larger); None when there is nothing meaningful to compare."""
@@ -141,6 +160,7 @@ class Storage:
         lines = [f"storage: landing CSV {human_bytes(self.csv_bytes)}"]
         for name, size in (("bronze", self.bronze_parquet_bytes), ("silver", self.silver_parquet_bytes)):
             lines.append(f"  {name} Parquet (Delta){self.versus(size)}")
+        lines += [f"  {layer.render()}" for layer in self.layers]
         return "\n".join(lines)
 
     def versus(self, size: int) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from lakehouse.errors import ConfigurationError
+from lakehouse.errors import ConfigurationError, UnsafeRetentionError
 
 MASK = "**********"
 LAKE_LAYERS = ("bronze", "silver", "quarantine")  # where the lake keeps tables (gold lives in PostgreSQL)
@@ -27,6 +27,10 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "lakehouse"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 _LIBPQ_EXPORTED = (*PG_VARIABLES, "PGPASSFILE")
+# VACUUM keeps superseded files at least this long: longer than any run or export takes (a scale-10 run is
+# minutes), so a reader still reading a superseded version keeps its files. Delta's own check (168 hours, the
+# default retention) is off in the Spark configuration; this one applies instead.
+MIN_RETENTION_HOURS = 1.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,7 @@ class Settings:
     spark_event_log_dir: Path | None = None
     alert_webhook: Secret | None = None  # a chat webhook URL often carries its token
     alert_command: str | None = None
+    retention_hours: float = 168.0
 
     @property
     def lake_kind(self) -> Literal["local", "s3"]:
@@ -227,6 +232,7 @@ def load_settings(
         ),
         alert_webhook=Secret(env["LAKEHOUSE_ALERT_WEBHOOK"]) if "LAKEHOUSE_ALERT_WEBHOOK" in env else None,
         alert_command=env.get("LAKEHOUSE_ALERT_COMMAND"),
+        retention_hours=_retention_hours(env, "LAKEHOUSE_RETENTION_HOURS", 168.0),
     )
 
 
@@ -252,6 +258,29 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _retention_hours(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of hours, got {raw!r}") from None
+    check_retention(value)
+    return value
+
+
+def check_retention(retention_hours: float, *, min_retention_hours: float = MIN_RETENTION_HOURS) -> None:
+    """Raise :class:`UnsafeRetentionError` when ``retention_hours`` is below the safe minimum."""
+    if not retention_hours >= min_retention_hours:
+        raise UnsafeRetentionError(
+            f"refusing to VACUUM with a retention of {retention_hours:g} hours: the safe minimum is "
+            f"{min_retention_hours:g} hours, or a reader still reading a superseded version (time travel, an "
+            f"export, a long query) could lose its files. Set LAKEHOUSE_RETENTION_HOURS to "
+            f"{min_retention_hours:g} or more (default 168); nothing was deleted."
+        )
 
 
 def _lake_uri(raw: str | None, data_dir: Path, base: Path) -> str:
@@ -339,6 +368,7 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("role passwords", f"{settings.role_passfile} (owner-only, .pgpass format)"),
         ("alert webhook", MASK if settings.alert_webhook else "(none)"),
         ("alert command", settings.alert_command or "(none)"),
+        ("retention", f"{settings.retention_hours:g} hours"),
     ]
     if s3 is not None:
         rows += [

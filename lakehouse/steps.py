@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from lakehouse._version import __version__
 from lakehouse.adapters import lake
 from lakehouse.adapters.alerts import deliver
+from lakehouse.adapters.lake_upkeep import tag_commits
 from lakehouse.adapters.roles import WarehouseRoles
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
@@ -27,6 +28,7 @@ from lakehouse.bronze.ingest_log import ingested_csv_bytes
 from lakehouse.bronze.landing import LandingFile, Refusal
 from lakehouse.contracts import LAYERS, TABLES
 from lakehouse.gold import DBT_PROJECT_DIR, run_gold
+from lakehouse.maintenance import MaintenanceReport, lake_storage, maintain_lake
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
 from lakehouse.report import Storage, SummaryRow
 from lakehouse.runreport import gather, publish_report
@@ -53,6 +55,7 @@ class RunOutcome:
     storage: Storage | None = None
     refused: tuple[Refusal, ...] = ()
     report: Path | None = None
+    maintenance: MaintenanceReport | None = None
 
     @property
     def gate_failures(self) -> tuple[CheckResult, ...]:
@@ -84,18 +87,23 @@ def run_layers(
     run_id: str | None = None,
     full_refresh: bool = False,
     scan: bool = True,
+    maintain: bool = True,
     log_line: LogLine = log.info,
 ) -> RunOutcome:
-    """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda.
+    """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda,
+    then (with a SparkSession, and ``maintain``) compact and VACUUM the lake.
 
     The caller holds the run locks (:func:`run` does). Each job connects as its own role: the loads and the
-    bookkeeping as the loader, dbt as the transformer, the gold scan as the reader."""
+    bookkeeping as the loader, dbt as the transformer, the gold scan as the reader. Every Delta commit of the run
+    carries its run id."""
     pg = roles.loader
     now = now or dt.datetime.now(dt.UTC)
     outcome = RunOutcome(run_id or new_run_id(now))
     start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
     status: RunStatus = "failed"
     error: str | None = None
+    if spark is not None:
+        tag_commits(spark, outcome.run_id)
     try:
         for layer in (name for name in LAYERS if name in layers):
             touched: Collection[str] | None = None  # gold: every model
@@ -109,6 +117,9 @@ def run_layers(
                     break
             if scan and not gate(roles, layer, outcome, log_line, tables=touched):
                 break
+        if spark is not None and maintain:
+            outcome.maintenance = maintain_lake(spark, settings)
+            outcome.notes += outcome.maintenance.lines()
         if spark is not None:
             outcome.storage = storage(spark, settings)
         status = "succeeded" if outcome.ok else "failed"
@@ -233,9 +244,11 @@ def gate(
 
 
 def storage(spark: SparkSession, settings: Settings) -> Storage:
-    """Landing CSV bytes ingested so far against the bronze and silver Delta tables' current Parquet bytes."""
+    """Landing CSV bytes ingested so far against the bronze and silver Delta tables' current Parquet bytes, and
+    per lake layer the current, on-disk and reclaimable bytes."""
     return Storage(
         csv_bytes=ingested_csv_bytes(spark, settings),
         bronze_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "bronze", t))[1] for t in TABLES),
         silver_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "silver", t))[1] for t in TABLES),
+        layers=lake_storage(spark, settings),
     )

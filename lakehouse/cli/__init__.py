@@ -18,8 +18,11 @@ from lakehouse.cli.commands import (
     cmd_check,
     cmd_db,
     cmd_docs,
+    cmd_export,
     cmd_generate,
+    cmd_history,
     cmd_layers,
+    cmd_maintain,
     cmd_quality,
     cmd_report,
 )
@@ -43,6 +46,9 @@ COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], st
     "silver": (cmd_layers, options.silver_options, "rebuild silver and quarantine from bronze, reconcile the counts"),
     "gold": (cmd_layers, options.gold_options, "build gold with dbt: core.* star schema, analytics.* marts, tests"),
     "quality": (cmd_quality, options.quality_options, "run the Soda scans alone (all layers or --layer), record them"),
+    "maintain": (cmd_maintain, options.maintain_options, "compact small files and VACUUM the lake, reporting bytes"),
+    "history": (cmd_history, options.history_options, "a lake table's versions: operation, rows, writing run"),
+    "export": (cmd_export, options.export_options, "write a lake table as CSV, as it is or --as-of a version or time"),
     "generate": (cmd_generate, options.generate_options, "write a deterministic sample landing directory"),
     "check": (cmd_check, options.no_options, "show resolved settings (secrets masked) and check every service"),
     "docs": (cmd_docs, options.docs_options, "generate the dbt documentation (offline) and serve it on 127.0.0.1"),
@@ -68,7 +74,14 @@ def build_parser(prog: str = "lakehouse") -> argparse.ArgumentParser:
         add_options(cmd)
         logs.add_logging_options(cmd, top=False)
     parser.set_defaults(
-        handler=cmd_layers, command="run", input=None, full_refresh=False, json=False, no_quality=False, wait=0.0
+        handler=cmd_layers,
+        command="run",
+        input=None,
+        full_refresh=False,
+        json=False,
+        no_quality=False,
+        no_maintain=False,
+        wait=0.0,
     )
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -13,7 +14,7 @@ from lakehouse import health, pipeline
 from lakehouse.adapters.roles import bootstrap
 from lakehouse.cli.exit_codes import ExitCode
 from lakehouse.contracts import LAYERS, ROLES
-from lakehouse.report import as_json, quality_lines, render_table
+from lakehouse.report import as_json, human_bytes, quality_lines, render_table
 from lakehouse.settings import PostgresSettings, Settings, describe
 from lakehouse.steps import DOCS_SITE
 
@@ -33,6 +34,7 @@ def cmd_layers(settings: Settings, args: argparse.Namespace) -> ExitCode:
         input_dir=Path(args.input) if getattr(args, "input", None) else None,
         full_refresh=getattr(args, "full_refresh", False),
         scan=not args.no_quality,
+        maintain=not getattr(args, "no_maintain", False),
         wait_s=args.wait,
         arguments=sys.argv[1:],
         log_line=lambda line: log.info("%s", line),
@@ -82,6 +84,57 @@ def _stderr(title: str, items: Sequence[str]) -> None:
     print(title, file=sys.stderr)
     for item in items:
         print(f"  {item}", file=sys.stderr)
+
+
+def cmd_maintain(settings: Settings, args: argparse.Namespace) -> ExitCode:
+    """Compact and VACUUM every lake table; print the bytes reclaimed and each layer's storage."""
+    run_id, report, layers = pipeline.maintain(
+        settings, retention_hours=args.retention_hours, wait_s=args.wait, arguments=sys.argv[1:]
+    )
+    if args.json:
+        document = {
+            "run_id": run_id,
+            "retention_hours": report.retention_hours,
+            "reclaimed_bytes": report.reclaimed_bytes,
+            "tables": [
+                {"layer": t.layer, "table": t.table, "files_compacted": t.files_compacted,
+                 "reclaimed_bytes": t.reclaimed_bytes, "disk_bytes": t.after.disk_bytes,
+                 "current_bytes": t.after.current_bytes}
+                for t in report.tables
+            ],
+            "layers": [vars(layer) for layer in layers],
+        }  # fmt: skip
+        print(json.dumps(document, indent=2))
+        return ExitCode.OK
+    for line in [*report.lines(), *(f"  {layer.render()}" for layer in layers)]:
+        print(line)
+    print(f"run {run_id}: succeeded (ops.pipeline_runs)")
+    return ExitCode.OK
+
+
+def cmd_history(settings: Settings, args: argparse.Namespace) -> ExitCode:
+    """A lake table's versions, oldest first: when, operation, rows written, and the run that wrote it."""
+    versions = pipeline.history(settings, args.table)
+    if args.json:
+        print(json.dumps([vars(v) for v in versions], indent=2, default=str))
+        return ExitCode.OK
+    if not versions:
+        print(f"{args.table}: no such table (yet)")
+        return ExitCode.FAILED
+    print(f"{'version':>7}  {'committed (UTC)':<19}  {'operation':<22}  {'rows':>10}  run")
+    for v in versions:
+        rows = "-" if v.rows is None else f"{v.rows:,}"
+        print(f"{v.version:>7}  {v.timestamp:%Y-%m-%d %H:%M:%S}  {v.operation:<22}  {rows:>10}  {v.run_id or '-'}")
+    return ExitCode.OK
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> ExitCode:
+    """Write a lake table (as of a version or a time) to a CSV file."""
+    out = args.out.resolve()
+    rows = pipeline.export(settings, args.table, out, as_of=args.as_of)
+    size = human_bytes(out.stat().st_size)
+    print(f"{args.table} as of {args.as_of or 'now'}: {rows:,} rows written to {out} ({size})")
+    return ExitCode.OK
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> ExitCode:

@@ -40,9 +40,18 @@ def wait(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def no_maintain(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--no-maintain",
+        action="store_true",
+        help="do not compact and VACUUM the lake when the run ends (`maintain` does it alone)",
+    )
+
+
 def silver_options(cmd: argparse.ArgumentParser) -> None:
     summary(cmd)
     wait(cmd)
+    no_maintain(cmd)
 
 
 def run_options(cmd: argparse.ArgumentParser) -> None:
@@ -77,6 +86,38 @@ def generate_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--scale", type=float, default=1.0, help="size multiplier; 1 is about 15 MB (default 1)")
     cmd.add_argument("--seed", type=int, default=42, help="random seed; same seed, same files (default 42)")
     cmd.add_argument("--dirty-rate", type=float, default=0.02, help="share of defective rows (default 0.02)")
+
+
+def maintain_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--retention-hours",
+        type=float,
+        metavar="HOURS",
+        help="keep files of versions superseded less than HOURS ago (default: LAKEHOUSE_RETENTION_HOURS, 168; "
+        "at least 1)",
+    )
+    summary(cmd, gated=False)
+    wait(cmd)
+
+
+def table_argument(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("table", metavar="TABLE", help="a lake table as LAYER/TABLE, e.g. silver/performance")
+
+
+def history_options(cmd: argparse.ArgumentParser) -> None:
+    table_argument(cmd)
+    summary(cmd, gated=False)
+
+
+def export_options(cmd: argparse.ArgumentParser) -> None:
+    table_argument(cmd)
+    cmd.add_argument(
+        "--as-of",
+        metavar="VERSION|TIMESTAMP",
+        help="the table as it was: a version number (see `history`) or a UTC time such as '2024-02-09 10:15:00' "
+        "(the latest version committed by then); default: the current version",
+    )
+    cmd.add_argument("--out", metavar="FILE", required=True, type=Path, help="the CSV file to write")
 
 
 def db_options(cmd: argparse.ArgumentParser) -> None:

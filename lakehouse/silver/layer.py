@@ -111,8 +111,13 @@ def build_silver(
         entry.duplicates, entry.superseded = counts[DUPLICATE], counts[SUPERSEDED]
         good = silver_rows(classified, table, processed_at=processed_at)
         bad = quarantine_rows(classified, table, processed_at=processed_at)
+        contract = SILVER[table]
         written = lake.write_table(
-            good, lake.table_uri(settings, "silver", table), mode="replace", partition_by=SILVER[table].partition_by
+            good,
+            lake.table_uri(settings, "silver", table),
+            mode="replace",
+            partition_by=contract.partition_by,
+            cluster_by=contract.cluster_by,
         )
         lake.write_table(bad, lake.table_uri(settings, "quarantine", table), mode="replace")
         entry.parquet_bytes = written.bytes

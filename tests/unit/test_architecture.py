@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "lakehouse"
 FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("declarations", ("_version", "errors", "settings", "contracts", "rules", "report")),
     ("adapters", ("adapters", "bookkeeping", "services")),
-    ("layers", ("bronze", "silver", "gold", "quality", "sample", "runreport")),
+    ("layers", ("bronze", "silver", "gold", "quality", "sample", "runreport", "maintenance")),
     ("run", ("steps", "pipeline", "health")),
     ("entry points", ("cli", "__main__", "__init__")),
 )

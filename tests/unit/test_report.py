@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lakehouse.quality import CheckResult, LayerQuality
-from lakehouse.report import Storage, SummaryRow, as_json, layer_loads, quality_lines, render_table
+from lakehouse.report import LayerBytes, Storage, SummaryRow, as_json, layer_loads, quality_lines, render_table
 
 ROWS = [
     SummaryRow(
@@ -86,6 +86,20 @@ def test_tiny_inputs_say_the_footer_outweighs_the_data_instead_of_a_percentage()
     assert storage.saving(storage.bronze_parquet_bytes) is None
     # a large input that grew is still reported as a percentage
     assert "10 % larger" in Storage(15_000_000, 16_500_000, 1).render()
+
+
+def test_storage_shows_each_layers_current_on_disk_and_reclaimable_bytes() -> None:
+    layers = (LayerBytes("bronze", 4_300_000, 4_400_000, 0), LayerBytes("silver", 3_500_000, 11_000_000, 7_400_000))
+    storage = Storage(
+        csv_bytes=15_000_000, bronze_parquet_bytes=4_300_000, silver_parquet_bytes=3_500_000, layers=layers
+    )
+
+    lines = storage.render().splitlines()
+
+    assert lines[-2:] == [
+        "  bronze: current version 4.3 MB, on disk 4.4 MB, reclaimable 0 B",
+        "  silver: current version 3.5 MB, on disk 11.0 MB, reclaimable 7.4 MB",
+    ]
 
 
 def test_json_summary_carries_tables_checks_and_storage() -> None:

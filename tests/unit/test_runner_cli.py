@@ -74,3 +74,21 @@ def test_a_missing_input_directory_is_a_usage_error(tmp_path: Path, capsys: pyte
 
     assert exit_info.value.code == runner.ExitCode.USAGE
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_maintain_below_the_safe_retention_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = runner.main(["maintain", "--retention-hours", "0.25"], base_dir=tmp_path)
+
+    err = capsys.readouterr().err
+    assert code == runner.ExitCode.CONFIG
+    assert "refusing to VACUUM with a retention of 0.25 hours: the safe minimum is 1 hours" in err
+    assert not (tmp_path / "lakehouse_data").exists()  # no lake, no PostgreSQL, no Spark was started
+
+
+def test_export_needs_a_layer_and_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = runner.main(["export", "performance", "--as-of", "3", "--out", str(tmp_path / "x.csv")], base_dir=tmp_path)
+
+    assert code == runner.ExitCode.CONFIG
+    assert "'performance' is not a lake table: write LAYER/TABLE" in capsys.readouterr().err

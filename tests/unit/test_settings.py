@@ -146,3 +146,24 @@ def test_secret_masks_every_formatting_path() -> None:
 
     assert "hunter2" not in f"{secret} {secret!r} {secret!s} {secret:>20} %s %r" % (secret, secret)
     assert secret.reveal() == "hunter2"
+
+
+def test_retention_defaults_to_a_week(tmp_path: Path) -> None:
+    settings = load_settings({}, dotenv_path=None, base_dir=tmp_path)
+    tuned = load_settings({"LAKEHOUSE_RETENTION_HOURS": "24"}, dotenv_path=None, base_dir=tmp_path)
+
+    assert (settings.retention_hours, tuned.retention_hours) == (168.0, 24.0)
+    assert ("retention", "24 hours") in describe(tuned)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LAKEHOUSE_RETENTION_HOURS": "0.5"}, "retention of 0.5 hours: the safe minimum is 1 hours"),
+        ({"LAKEHOUSE_RETENTION_HOURS": "nan"}, "retention of nan hours"),
+        ({"LAKEHOUSE_RETENTION_HOURS": "a week"}, "LAKEHOUSE_RETENTION_HOURS must be a number of hours"),
+    ],
+)
+def test_an_unsafe_or_malformed_retention_is_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(env, dotenv_path=None, base_dir=tmp_path)

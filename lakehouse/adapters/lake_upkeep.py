@@ -1,0 +1,134 @@
+"""Upkeep of the lake's Delta tables: what they take up, compaction, VACUUM and each table's history.
+
+Delta keeps the files of superseded versions until a VACUUM deletes those superseded longer ago than the
+retention window, so a reader that pinned an older version (time travel, an audit export, a long query) keeps
+working inside the window. The current version's files are never deleted. Every write and the maintenance
+itself hold the lake's run lock, so the window only has to cover readers, not concurrent writers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lakehouse.adapters.lake import table_version
+from lakehouse.settings import MIN_RETENTION_HOURS, check_retention
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+@dataclass(frozen=True)
+class TableStorage:
+    """Bytes of one Delta table: its current version's data files, every file below it, and its log."""
+
+    current_bytes: int = 0
+    disk_bytes: int = 0
+    log_bytes: int = 0
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        """Data files no current reader needs: superseded versions' files (VACUUM deletes them past the window)."""
+        return max(self.disk_bytes - self.current_bytes - self.log_bytes, 0)
+
+    def __add__(self, other: TableStorage) -> TableStorage:
+        return TableStorage(
+            self.current_bytes + other.current_bytes,
+            self.disk_bytes + other.disk_bytes,
+            self.log_bytes + other.log_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class Version:
+    """One commit of a table's history. ``rows`` is what the commit wrote (None for compaction, VACUUM…)."""
+
+    version: int
+    timestamp: dt.datetime
+    operation: str
+    rows: int | None
+    run_id: str | None
+
+
+def _bytes_below(spark: SparkSession, uri: str) -> int:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None, "the SparkSession has been stopped"
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return int(fs.getContentSummary(path).getLength()) if fs.exists(path) else 0
+
+
+def table_storage(spark: SparkSession, uri: str) -> TableStorage:
+    """The table's current-version bytes, its bytes on disk (or in the bucket) and its log's bytes."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, uri):
+        return TableStorage()
+    row = spark.sql(f"describe detail delta.`{uri}`").select("sizeInBytes").first()
+    current = int(row[0]) if row else 0
+    return TableStorage(current, _bytes_below(spark, uri), _bytes_below(spark, f"{uri}/_delta_log"))
+
+
+def compact(spark: SparkSession, uri: str) -> int:
+    """Bin-pack the table's small files (per partition) into larger ones; the number of files it replaced."""
+    from delta.tables import DeltaTable
+
+    metrics = DeltaTable.forPath(spark, uri).optimize().executeCompaction().select("metrics.numFilesRemoved").first()
+    return int(metrics[0]) if metrics and metrics[0] is not None else 0
+
+
+def vacuum(
+    spark: SparkSession, uri: str, *, retention_hours: float, min_retention_hours: float = MIN_RETENTION_HOURS
+) -> None:
+    """Delete the files no version inside the retention window needs.
+
+    Raises:
+        UnsafeRetentionError: ``retention_hours`` is below ``min_retention_hours`` (nothing is deleted).
+    """
+    from delta.tables import DeltaTable
+
+    check_retention(retention_hours, min_retention_hours=min_retention_hours)
+    with _console_on_stderr(spark):
+        DeltaTable.forPath(spark, uri).vacuum(retention_hours)
+
+
+@contextlib.contextmanager
+def _console_on_stderr(spark: SparkSession) -> Iterator[None]:
+    """Delta's VACUUM reports "Deleted N files…" with Scala's ``println``, on the runner's stdout (where it would
+    break ``--json``); point this thread's Scala console at stderr meanwhile (py4j pins a JVM thread per Python
+    thread)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None, "the SparkSession has been stopped"
+    console = getattr(getattr(jvm.scala, "Console$"), "MODULE$")  # the Scala object, not its static forwarders
+    saved = console.out()
+    console.setOutDirect(jvm.java.lang.System.err)
+    try:
+        yield
+    finally:
+        console.setOutDirect(saved)
+
+
+def tag_commits(spark: SparkSession, run_id: str) -> None:
+    """Record ``run_id`` in every Delta commit this session makes from now on (``history``'s run id)."""
+    spark.conf.set(_USER_METADATA, run_id)
+
+
+def history(spark: SparkSession, uri: str) -> list[Version]:
+    """Every version of the table still in its log, oldest first (empty when there is no table)."""
+    from delta.tables import DeltaTable
+
+    if table_version(spark, uri) is None:
+        return []
+    columns = ("version", "timestamp", "operation", "operationMetrics", "userMetadata")
+    rows = DeltaTable.forPath(spark, uri).history().select(*columns).orderBy("version").collect()
+    return [Version(int(r[0]), r[1], str(r[2]), _rows_written(r[3] or {}), r[4] or None) for r in rows]
+
+
+def _rows_written(metrics: dict[str, Any]) -> int | None:
+    rows = metrics.get("numOutputRows")  # writes, replaces and merges report it; OPTIMIZE and VACUUM do not
+    return None if rows is None else int(rows)

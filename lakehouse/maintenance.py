@@ -1,0 +1,144 @@
+"""Keeping the lake small, and reading it as it was: compaction and VACUUM of every Delta table, what each
+layer takes up, and CSV exports of a table as of a version or a time (for audits).
+
+:func:`maintain_lake` is ``runner.py maintain`` and what a run does after its layers (unless
+``LAKEHOUSE_MAINTAIN_AFTER_RUN=0``): small files are bin-packed (bronze appends one file per table per batch,
+the ingest log two per batch), then files superseded longer ago than ``LAKEHOUSE_RETENTION_HOURS`` are deleted.
+Clustered tables (silver performance: one file per month, rows sorted by date) are not bin-packed: every
+silver run rewrites them whole, and packing would merge the month files that date-range queries skip.
+:func:`lake_storage` is the per-layer storage the run summary and ``runner.py check`` print.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lakehouse.adapters import lake, lake_upkeep
+from lakehouse.adapters.lake_upkeep import TableStorage
+from lakehouse.contracts import SILVER
+from lakehouse.errors import ConfigurationError, LakehouseError
+from lakehouse.report import LayerBytes, human_bytes
+from lakehouse.settings import LAKE_LAYERS, MIN_RETENTION_HOURS, Settings, check_retention
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class TableUpkeep:
+    """What maintenance did to one table: files compacted, and its storage before and after."""
+
+    layer: str
+    table: str
+    files_compacted: int
+    before: TableStorage
+    after: TableStorage
+
+    @property
+    def reclaimed_bytes(self) -> int:
+        return self.before.disk_bytes - self.after.disk_bytes
+
+
+@dataclass
+class MaintenanceReport:
+    retention_hours: float
+    tables: list[TableUpkeep] = field(default_factory=list)
+
+    @property
+    def reclaimed_bytes(self) -> int:
+        return sum(t.reclaimed_bytes for t in self.tables)
+
+    def lines(self) -> list[str]:
+        compacted = sum(t.files_compacted for t in self.tables)
+        line = (
+            f"maintenance: {len(self.tables)} lake tables, {compacted} small files compacted, "
+            f"{human_bytes(max(self.reclaimed_bytes, 0))} reclaimed (VACUUM, retention {self.retention_hours:g} hours)"
+        )
+        if self.reclaimed_bytes < 0:  # compacted copies and log entries, while what they replace is in the window
+            line += f"; {human_bytes(-self.reclaimed_bytes)} added until superseded files leave the window"
+        return [line]
+
+
+def lake_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, str]]:
+    """``(layer, table)`` of every Delta table in the lake (the ingest log included)."""
+    return [(layer, t) for layer in LAKE_LAYERS for t in lake.list_tables(spark, settings.layer_uri(layer))]
+
+
+def table_uri(settings: Settings, name: str) -> str:
+    """The location of ``layer/table`` or ``layer.table`` (e.g. ``silver/performance``).
+
+    Raises:
+        ConfigurationError: ``name`` does not name a layer and a table.
+    """
+    layer, _, table = name.replace(".", "/").partition("/")
+    if layer not in LAKE_LAYERS or not table or "/" in table:
+        raise ConfigurationError(
+            f"{name!r} is not a lake table: write LAYER/TABLE with LAYER one of {', '.join(LAKE_LAYERS)}, "
+            "e.g. silver/performance"
+        )
+    return lake.table_uri(settings, layer, table)
+
+
+def maintain_lake(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    retention_hours: float | None = None,
+    min_retention_hours: float = MIN_RETENTION_HOURS,
+) -> MaintenanceReport:
+    """Compact and VACUUM every lake table; ``retention_hours`` defaults to ``settings.retention_hours``.
+
+    Raises:
+        UnsafeRetentionError: the retention is below ``min_retention_hours``; checked before any table is touched.
+    """
+    retention = settings.retention_hours if retention_hours is None else retention_hours
+    check_retention(retention, min_retention_hours=min_retention_hours)
+    report = MaintenanceReport(retention)
+    for layer, table in lake_tables(spark, settings):
+        uri = lake.table_uri(settings, layer, table)
+        before = lake_upkeep.table_storage(spark, uri)
+        clustered = layer == "silver" and table in SILVER and bool(SILVER[table].cluster_by)
+        compacted = 0 if clustered else lake_upkeep.compact(spark, uri)
+        lake_upkeep.vacuum(spark, uri, retention_hours=retention, min_retention_hours=min_retention_hours)
+        report.tables.append(TableUpkeep(layer, table, compacted, before, lake_upkeep.table_storage(spark, uri)))
+    return report
+
+
+def lake_storage(spark: SparkSession, settings: Settings) -> tuple[LayerBytes, ...]:
+    """Per lake layer: current-version bytes, bytes on disk (or in the bucket) and reclaimable bytes."""
+    totals = {layer: TableStorage() for layer in LAKE_LAYERS}
+    for layer, table in lake_tables(spark, settings):
+        totals[layer] += lake_upkeep.table_storage(spark, lake.table_uri(settings, layer, table))
+    return tuple(LayerBytes(layer, s.current_bytes, s.disk_bytes, s.reclaimable_bytes) for layer, s in totals.items())
+
+
+def export_csv(spark: SparkSession, uri: str, out: Path, *, as_of: str | int | None = None) -> int:
+    """Write the table at ``uri`` (as of a version or timestamp, for audits) to the CSV file ``out``; its rows.
+
+    Nulls are empty fields, arrays JSON. Raises :class:`LakehouseError` naming the table and the version when
+    the version does not exist or its files were vacuumed (older than the retention window).
+    """
+    try:
+        frame = lake.read_table(spark, uri, as_of=as_of)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rows = 0
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(frame.columns)
+            for row in frame.toLocalIterator():
+                writer.writerow(["" if v is None else json.dumps(v) if isinstance(v, list) else v for v in row])
+                rows += 1
+    except OSError:
+        raise  # the output file: the message names it
+    except Exception as exc:  # Delta's errors (no such version, vacuumed files) arrive as py4j/Spark exceptions
+        out.unlink(missing_ok=True)
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise LakehouseError(
+            f"cannot read {uri} as of {as_of if as_of is not None else 'now'}: {detail} (a version older than "
+            "LAKEHOUSE_RETENTION_HOURS may have been vacuumed; `runner.py history` lists the versions)"
+        ) from None
+    return rows

@@ -1,0 +1,137 @@
+"""Storage upkeep on a real local Delta lake: date-clustered files that a date-range query skips, compaction and
+VACUUM that keep the lake near its current size, a retention window that protects pinned readers, and history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.adapters import lake, lake_upkeep
+from lakehouse.errors import UnsafeRetentionError
+from lakehouse.maintenance import maintain_lake
+from lakehouse.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+CLUSTER = ("date", "campaign_id")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings({"LAKEHOUSE_DATA_DIR": str(tmp_path)}, dotenv_path=None)
+
+
+def _performance(spark: Any, *, rows_per_day: int, seed: int) -> DataFrame:
+    """A year of daily rows (2024) with a hard-to-compress payload, like the sample's measures."""
+    days = spark.range(0, 366 * rows_per_day, numPartitions=2)
+    return days.select(
+        F.date_add(F.lit(dt.date(2024, 1, 1)), (F.col("id") % 366).cast("int")).alias("date"),
+        (F.col("id") % 97).cast("int").alias("campaign_id"),
+        F.sha2(F.concat_ws(":", F.lit(seed), F.col("id").cast("string")), 256).alias("payload"),
+    )
+
+
+def _files_read(df: DataFrame) -> int:
+    """Run ``df`` and return how many files its scan read (the scan node's ``numFiles`` metric)."""
+    df.collect()
+    plan = df._jdf.queryExecution().executedPlan()
+    if plan.getClass().getSimpleName() == "AdaptiveSparkPlanExec":
+        plan = plan.executedPlan()
+    leaves = plan.collectLeaves()
+    scans = [leaves.apply(i) for i in range(leaves.size()) if "Scan" in leaves.apply(i).nodeName()]
+    assert len(scans) == 1, [s.nodeName() for s in scans]
+    return int(scans[0].metrics().get("numFiles").get().value())
+
+
+def test_a_clustered_table_is_one_file_per_month_and_a_month_query_reads_one_file(spark: Any, local_lake: str) -> None:
+    uri = f"{local_lake}/silver/performance"
+    lake.write_table(_performance(spark, rows_per_day=20, seed=1), uri, mode="replace", cluster_by=CLUSTER)
+    files = lake.table_size(spark, uri)[0]
+    table = lake.read_table(spark, uri)
+
+    march = table.where(F.col("date").between(dt.date(2024, 3, 1), dt.date(2024, 3, 31)))
+    whole_year = table.where(F.col("date") >= dt.date(2024, 1, 1))
+
+    assert files >= 10  # one per month, or a few neighbouring months together: never one file, never a day each
+    assert _files_read(march) == 1
+    assert march.count() == 31 * 20
+    assert _files_read(whole_year) == files
+
+
+def test_after_ten_runs_and_maintenance_the_lake_is_near_its_current_size(spark: Any, settings: Settings) -> None:
+    bronze = lake.table_uri(settings, "bronze", "performance")
+    silver = lake.table_uri(settings, "silver", "performance")
+    for run in range(10):  # each run: a new bronze batch appended, silver rewritten whole
+        batch = _performance(spark, rows_per_day=10, seed=run).withColumn("ingest_date", F.lit(dt.date(2024, 6, 1)))
+        lake.write_table(batch, bronze, mode="append", partition_by=("ingest_date",), idempotency_key=f"b{run}")
+        lake.write_table(_performance(spark, rows_per_day=60, seed=100 + run), silver, mode="replace")
+    grown = lake_upkeep.table_storage(spark, silver)
+    assert grown.disk_bytes > 5 * grown.current_bytes  # nine superseded versions: the growth the issue describes
+    assert lake.table_size(spark, bronze)[0] == 10  # one small file per batch
+
+    report = maintain_lake(spark, settings, retention_hours=0, min_retention_hours=0)
+
+    for uri in (bronze, silver):
+        after = lake_upkeep.table_storage(spark, uri)
+        assert after.disk_bytes <= 1.2 * after.current_bytes, (uri, after)
+        assert after.reclaimable_bytes == 0
+    assert lake.table_size(spark, bronze)[0] == 1  # ten batch files compacted into one
+    assert lake.read_table(spark, bronze).count() == 10 * 10 * 366
+    assert report.reclaimed_bytes > 5 * lake.table_size(spark, silver)[1]  # most of nine superseded versions
+
+
+def test_a_reader_pinned_inside_the_retention_window_still_reads_its_version(spark: Any, settings: Settings) -> None:
+    uri = lake.table_uri(settings, "silver", "campaigns")
+    for value in ("v0", "v1"):
+        lake.write_table(spark.range(500).withColumn("v", F.lit(value)), uri, mode="replace")
+    pinned_version = lake.table_version(spark, uri)
+    pinned = lake.read_table(spark, uri, as_of=pinned_version)
+    lake.write_table(spark.range(500).withColumn("v", F.lit("v2")), uri, mode="replace")
+
+    maintain_lake(spark, settings)  # the default window: 168 hours
+
+    assert {r.v for r in pinned.collect()} == {"v1"}
+    assert pinned.count() == 500
+    # Without the window, the same version's files are gone: the window is what protects the reader.
+    lake_upkeep.vacuum(spark, uri, retention_hours=0, min_retention_hours=0)
+    with pytest.raises(Exception, match=r"(?i)not.?found|does not exist"):
+        lake.read_table(spark, uri, as_of=pinned_version).collect()
+
+
+def test_a_vacuum_below_the_safe_minimum_is_refused_and_deletes_nothing(spark: Any, settings: Settings) -> None:
+    uri = lake.table_uri(settings, "silver", "advertisers")
+    for value in ("v0", "v1"):
+        lake.write_table(spark.range(100).withColumn("v", F.lit(value)), uri, mode="replace")
+    before = lake_upkeep.table_storage(spark, uri)
+
+    with pytest.raises(UnsafeRetentionError, match=r"retention of 0.5 hours: the safe minimum is 1 hours"):
+        maintain_lake(spark, settings, retention_hours=0.5)
+    with pytest.raises(UnsafeRetentionError, match="LAKEHOUSE_RETENTION_HOURS"):
+        lake_upkeep.vacuum(spark, uri, retention_hours=0)
+
+    assert lake_upkeep.table_storage(spark, uri) == before
+    assert lake.read_table(spark, uri, as_of=0).count() == 100
+
+
+def test_history_names_each_versions_operation_rows_and_run(spark: Any, local_lake: str) -> None:
+    uri = f"{local_lake}/silver/history"
+    try:
+        for run_id, rows in (("run-a", 10), ("run-b", 25)):
+            lake_upkeep.tag_commits(spark, run_id)
+            lake.write_table(spark.range(rows), uri, mode="replace")
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+
+    versions = lake_upkeep.history(spark, uri)
+
+    assert [(v.version, v.operation, v.rows, v.run_id) for v in versions] == [
+        (0, "WRITE", 10, "run-a"),
+        (1, "WRITE", 25, "run-b"),
+    ]
+    assert lake.read_table(spark, uri, as_of="0").count() == 10
+    as_of_time = versions[0].timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert lake.read_table(spark, uri, as_of=as_of_time).count() == 10

@@ -4,6 +4,8 @@
 - ``ops.layer_loads``: rows and bytes per layer and table of a run;
 - ``ops.quality_results``: one row per quality check of a run;
 - ``ops.reconciliation``: silver's per-table count balance of a run;
+- ``ops.audits``: whether a layer's candidate passed its audit in a run (and which checks failed); the latest row
+  of a layer is its gate state, e.g. gold refuses to build on a silver whose last audit failed;
 - ``ops.loaded_batches``: the loader's idempotency ledger (which batch reached which table), written inside the
   loader's publish transaction through :func:`ledger_claim`.
 
@@ -15,6 +17,7 @@ replaces them. Identifiers go through :mod:`psycopg2.sql`; values are parameters
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +34,7 @@ from lakehouse.settings import PostgresSettings
 
 SCHEMA = "ops"
 RUNS, LOADS, QUALITY = "pipeline_runs", "layer_loads", "quality_results"
-RECONCILIATION, LEDGER = "reconciliation", "loaded_batches"
+RECONCILIATION, LEDGER, AUDITS = "reconciliation", "loaded_batches", "audits"
 # The columns of a summary row that ops.layer_loads keeps (files and corrupt lines are for the summary only).
 LOAD_COLUMNS = (
     "layer", "table_name", "rows_in", "rows_out", "quarantined", "duplicates", "superseded", "csv_bytes",
@@ -75,6 +78,11 @@ _DDL = {
         target text not null, batch_id text not null, rows bigint not null,
         loaded_at timestamptz not null default now(),
         primary key (target, batch_id)""",
+    AUDITS: """
+        run_id text not null, layer text not null, passed boolean not null,
+        failed_checks text[] not null default '{{}}',
+        audited_at timestamptz not null default clock_timestamp(),
+        primary key (run_id, layer)""",
 }
 
 
@@ -201,6 +209,42 @@ def record_reconciliation(pg: PostgresSettings, run_id: str, rows: Iterable[Reco
         _create_tables(cur)
         cur.executemany(statement.format(sql.Identifier(SCHEMA, RECONCILIATION)), values)
     return len(values)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One audit of a layer's candidate: its run, whether it passed, the failed checks, and when."""
+
+    run_id: str
+    layer: str
+    passed: bool
+    failed_checks: tuple[str, ...]
+    audited_at: dt.datetime
+
+
+def record_audit(pg: PostgresSettings, run_id: str, layer: str, failed_checks: Sequence[str]) -> None:
+    """Record (or replace) that ``layer``'s candidate in run ``run_id`` passed (no failed checks) or failed."""
+    statement = sql.SQL(
+        "insert into {} (run_id, layer, passed, failed_checks) values (%s, %s, %s, %s) on conflict (run_id, layer)"
+        " do update set passed = excluded.passed, failed_checks = excluded.failed_checks,"
+        " audited_at = clock_timestamp()"
+    ).format(sql.Identifier(SCHEMA, AUDITS))
+    with _transaction(pg, f"recording the {layer} audit of run {run_id}") as cur:
+        _create_tables(cur)
+        cur.execute(statement, (run_id, layer, not failed_checks, list(failed_checks)))
+
+
+def last_audit(pg: PostgresSettings, layer: str) -> Audit | None:
+    """The latest audit of ``layer`` (its gate state), or None when it was never audited."""
+    query = sql.SQL(
+        "select run_id, layer, passed, failed_checks, audited_at from {} where layer = %s"
+        " order by audited_at desc limit 1"
+    ).format(sql.Identifier(SCHEMA, AUDITS))
+    with _transaction(pg, f"reading the last {layer} audit") as cur:
+        _create_tables(cur)
+        cur.execute(query, (layer,))
+        row = cur.fetchone()
+    return Audit(row[0], row[1], row[2], tuple(row[3]), row[4]) if row else None
 
 
 def ensure_ledger(cur: cursor) -> None:

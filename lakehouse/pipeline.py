@@ -41,6 +41,7 @@ def run(
     input_dir: Path | None = None,
     full_refresh: bool = False,
     scan: bool = True,
+    force: bool = False,
     arguments: Sequence[str] = (),
     wait_s: float | None = 0,
     log_line: LogLine = log.info,
@@ -57,7 +58,8 @@ def run(
         input_dir: the landing directory for bronze; default ``settings.landing_dir``, where the default sample
             is generated first when it holds no CSV.
         full_refresh: rebuild incremental gold models from scratch.
-        scan: run the Soda gate after each layer.
+        scan: run the Soda gate after each layer (silver's: its audit before publishing).
+        force: build gold even when silver's last audit failed.
         arguments: recorded in ``ops.pipeline_runs``.
         wait_s: how long to wait for another run's locks.
 
@@ -88,6 +90,7 @@ def run(
                 run_id=run_id,
                 full_refresh=full_refresh,
                 scan=scan,
+                force=force,
                 log_line=log_line,
             )
         except ServiceUnavailableError:

@@ -123,6 +123,8 @@ class Settings:
     spark_driver_memory: str = "2g"
     maven_repository: str = MAVEN_CENTRAL
     landing_override: Path | None = None
+    lock_timeout_ms: int = 10_000
+    publish_attempts: int = 4
 
     @property
     def lake_kind(self) -> Literal["local", "s3"]:
@@ -191,6 +193,8 @@ def load_settings(
         spark_driver_memory=env.get("LAKEHOUSE_SPARK_DRIVER_MEMORY", "2g"),
         maven_repository=env.get("LAKEHOUSE_MAVEN_REPOSITORY", MAVEN_CENTRAL),
         landing_override=_path(env["LAKEHOUSE_LANDING_DIR"], base) if "LAKEHOUSE_LANDING_DIR" in env else None,
+        lock_timeout_ms=_positive(env, "LAKEHOUSE_LOCK_TIMEOUT_MS", 10_000),
+        publish_attempts=_positive(env, "LAKEHOUSE_PUBLISH_ATTEMPTS", 4),
     )
 
 
@@ -216,6 +220,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _lake_uri(raw: str | None, data_dir: Path, base: Path) -> str:

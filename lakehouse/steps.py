@@ -2,7 +2,10 @@
 bookkeeping in ``ops``.
 
 A layer whose scan has a failing (``fail``-severity) check stops the run before any downstream layer; warnings are
-reported. A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows.
+reported. A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows. Silver's
+gate is its audit: the reconciliation and the Soda checks run on the unpublished candidate, and a failed audit
+publishes nothing; the outcome is kept in ``ops.audits``, and gold refuses to build on a silver whose last audit
+failed unless forced.
 :mod:`lakehouse.pipeline` composes these with the services, the locks and the SparkSession.
 """
 
@@ -10,15 +13,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
 from lakehouse.adapters import lake
 from lakehouse.adapters.warehouse import existing_tables
-from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
+from lakehouse.bookkeeping import (
+    RunStatus,
+    finish_run,
+    last_audit,
+    record_audit,
+    record_layer_loads,
+    record_quality,
+    start_run,
+)
 from lakehouse.bronze import layer as bronze
 from lakehouse.bronze.ingest_log import ingested_csv_bytes
 from lakehouse.bronze.landing import LandingFile, Refusal
@@ -27,7 +39,7 @@ from lakehouse.gold import run_gold
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
 from lakehouse.report import Storage, SummaryRow
 from lakehouse.settings import PostgresSettings, Settings
-from lakehouse.silver.layer import build_silver
+from lakehouse.silver.layer import AuditFailedError, SilverReport, build_silver
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -47,6 +59,8 @@ class RunOutcome:
     failed_tests: tuple[str, ...] = ()
     storage: Storage | None = None
     refused: tuple[Refusal, ...] = ()
+    unpublished: tuple[str, ...] = ()
+    blocked: str = ""
 
     @property
     def gate_failures(self) -> tuple[CheckResult, ...]:
@@ -54,8 +68,8 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
-        """No dbt test and no gate failed (refused landing files are reported apart, see ``refused``)."""
-        return not self.failed_tests and not self.gate_failures
+        """No dbt test and no gate failed, no layer refused to build (refused landing files are reported apart)."""
+        return not self.failed_tests and not self.gate_failures and not self.blocked
 
     @property
     def status(self) -> RunStatus:
@@ -78,11 +92,13 @@ def run_layers(
     run_id: str | None = None,
     full_refresh: bool = False,
     scan: bool = True,
+    force: bool = False,
     log_line: LogLine = log.info,
 ) -> RunOutcome:
     """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda.
 
-    The caller holds the run locks (:func:`run` does)."""
+    Gold refuses to build on a silver whose last audit failed (``outcome.blocked`` names that run) unless
+    ``force``. The caller holds the run locks (:func:`run` does)."""
     now = now or dt.datetime.now(dt.UTC)
     outcome = RunOutcome(run_id or new_run_id(now))
     start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
@@ -93,8 +109,14 @@ def run_layers(
             if layer == "bronze":
                 touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
             elif layer == "silver":
-                touched = _silver(_needs(spark, layer), settings, pg, now, outcome)
+                if not _silver(_needs(spark, layer), settings, pg, now, outcome, scan, log_line):
+                    break
+                continue  # the audit was silver's gate
             else:
+                outcome.blocked = "" if force else _silver_gate_closed(pg)
+                if outcome.blocked:
+                    log_line(outcome.blocked)
+                    break
                 _gold(pg, full_refresh, outcome, log_line)
                 if outcome.failed_tests:
                     break
@@ -139,13 +161,55 @@ def _bronze(
 
 
 def _silver(
-    spark: SparkSession, settings: Settings, pg: PostgresSettings, now: dt.datetime, outcome: RunOutcome
-) -> list[str]:
-    """Build silver; return the tables the gate judges: those with bronze rows (no delivery yet, nothing to judge)."""
-    report = build_silver(spark, settings, pg, run_id=outcome.run_id, processed_at=now)
+    spark: SparkSession,
+    settings: Settings,
+    pg: PostgresSettings,
+    now: dt.datetime,
+    outcome: RunOutcome,
+    scan: bool,
+    log_line: LogLine,
+) -> bool:
+    """Build silver, write-audit-publish; record the audit (its checks in ``ops.quality_results``, its outcome in
+    ``ops.audits``). Soda audits the tables with bronze rows (no delivery yet, nothing to judge). False: the
+    candidate failed its audit and nothing was published."""
+
+    def soda(schemas: Mapping[str, str], tables: Sequence[str]) -> tuple[CheckResult, ...]:
+        return scan_layer(pg, "silver", tables=tables, schemas=schemas, log=log_line).results
+
+    started = time.perf_counter()
+    try:
+        report: SilverReport = build_silver(
+            spark, settings, pg, run_id=outcome.run_id, processed_at=now, audit=soda if scan else None
+        )
+    except AuditFailedError as exc:
+        report = exc.report
+        outcome.unpublished = ("silver", "quarantine")
+    quality = LayerQuality("silver", report.audit, time.perf_counter() - started)
+    outcome.quality.append(quality)
+    record_quality(pg, outcome.run_id, "silver", quality.results)
+    record_audit(pg, outcome.run_id, "silver", [f"{r.table_name}: {r.check_name}" for r in quality.failed])
+    _log_checks(quality)
+    if outcome.unpublished:
+        outcome.notes.append(
+            f"silver: the candidate failed its audit; nothing was published (ops.audits, run {outcome.run_id})"
+        )
+        return False
     _record(pg, outcome, report.summary_rows())
-    outcome.notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
-    return [t.table for t in report.tables.values() if t.bronze_rows > 0]
+    outcome.notes.append(
+        "silver: audited, then published; it reconciles with bronze for every table (ops.reconciliation)"
+    )
+    return True
+
+
+def _silver_gate_closed(pg: PostgresSettings) -> str:
+    """Why gold must not build (silver's last audit failed), or ``""``."""
+    audit = last_audit(pg, "silver")
+    if audit is None or audit.passed:
+        return ""
+    return (
+        f"gold was not built: silver's last audit failed in run {audit.run_id} at {audit.audited_at:%Y-%m-%d %H:%M:%S}"
+        f" ({'; '.join(audit.failed_checks)}); fix the input and run silver again, or build gold anyway with --force"
+    )
 
 
 def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
@@ -161,11 +225,15 @@ def gate(
     quality = scan_layer(pg, layer, tables=tables, log=log_line)
     outcome.quality.append(quality)
     record_quality(pg, outcome.run_id, layer, quality.results)
+    _log_checks(quality)
+    return quality.ok
+
+
+def _log_checks(quality: LayerQuality) -> None:
     for result in quality.warned:
         log.warning("quality warning: %s: %s (%s)", result.table_name, result.check_name, result.diagnostics)
     for result in quality.failed:
         log.error("quality gate failed: %s: %s (%s)", result.table_name, result.check_name, result.diagnostics)
-    return quality.ok
 
 
 def storage(spark: SparkSession, settings: Settings) -> Storage:

@@ -65,6 +65,11 @@ def bronze_options(cmd: argparse.ArgumentParser) -> None:
 def gold_options(cmd: argparse.ArgumentParser) -> None:
     full_refresh(cmd)
     silver_options(cmd)
+    cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="build gold even though silver's last audit failed (gold refuses, naming that run, without it)",
+    )
 
 
 def quality_options(cmd: argparse.ArgumentParser) -> None:

@@ -146,3 +146,17 @@ def test_secret_masks_every_formatting_path() -> None:
 
     assert "hunter2" not in f"{secret} {secret!r} {secret!s} {secret:>20} %s %r" % (secret, secret)
     assert secret.reveal() == "hunter2"
+
+
+def test_publish_lock_timeout_and_attempts_are_configurable_and_checked(tmp_path: Path) -> None:
+    default = load_settings({}, dotenv_path=None, base_dir=tmp_path)
+    tuned = load_settings(
+        {"LAKEHOUSE_LOCK_TIMEOUT_MS": "250", "LAKEHOUSE_PUBLISH_ATTEMPTS": "2"}, dotenv_path=None, base_dir=tmp_path
+    )
+
+    assert (default.lock_timeout_ms, default.publish_attempts) == (10_000, 4)
+    assert (tuned.lock_timeout_ms, tuned.publish_attempts) == (250, 2)
+    with pytest.raises(ConfigurationError, match="LAKEHOUSE_PUBLISH_ATTEMPTS must be at least 1"):
+        load_settings({"LAKEHOUSE_PUBLISH_ATTEMPTS": "0"}, dotenv_path=None, base_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match="LAKEHOUSE_LOCK_TIMEOUT_MS must be a whole number"):
+        load_settings({"LAKEHOUSE_LOCK_TIMEOUT_MS": "10s"}, dotenv_path=None, base_dir=tmp_path)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
 from lakehouse.adapters import lake
+from lakehouse.adapters.publish import PublishPolicy
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import (
     RunStatus,
@@ -117,7 +118,7 @@ def run_layers(
                 if outcome.blocked:
                     log_line(outcome.blocked)
                     break
-                _gold(pg, full_refresh, outcome, log_line)
+                _gold(pg, full_refresh, outcome, log_line, PublishPolicy.of(settings))
                 if outcome.failed_tests:
                     break
             if scan and not gate(pg, layer, outcome, log_line, tables=touched):
@@ -212,8 +213,10 @@ def _silver_gate_closed(pg: PostgresSettings) -> str:
     )
 
 
-def _gold(pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
-    result = run_gold(pg, full_refresh=full_refresh, log=log_line)
+def _gold(
+    pg: PostgresSettings, full_refresh: bool, outcome: RunOutcome, log_line: LogLine, policy: PublishPolicy
+) -> None:
+    result = run_gold(pg, full_refresh=full_refresh, policy=policy, log=log_line)
     outcome.summary += result.summary_rows()
     outcome.failed_tests = result.failed_tests
     outcome.notes.append(f"gold: dbt build {'passed' if result.ok else 'FAILED'} (core.*, analytics.*)")

@@ -31,7 +31,7 @@ from psycopg2.extensions import cursor
 from lakehouse.adapters.warehouse import connect, ensure_table
 from lakehouse.contracts import Table
 from lakehouse.errors import LakehouseError
-from lakehouse.settings import PostgresSettings
+from lakehouse.settings import PostgresSettings, Settings
 
 log = logging.getLogger(__name__)
 CANDIDATE_PREFIX = "_lakehouse_candidate_"
@@ -52,6 +52,11 @@ class PublishPolicy:
     lock_timeout_ms: int = 10_000
     attempts: int = 4
     backoff_s: float = 1.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> PublishPolicy:
+        """The policy ``LAKEHOUSE_LOCK_TIMEOUT_MS`` and ``LAKEHOUSE_PUBLISH_ATTEMPTS`` configure."""
+        return cls(lock_timeout_ms=settings.lock_timeout_ms, attempts=settings.publish_attempts)
 
 
 def candidate_schema(schema: str) -> str:

@@ -174,7 +174,7 @@ def build_silver(
     try:
         _write_and_audit(report, loads, pg, audit)
         started = time.monotonic()
-        publish_candidates(pg, [(item.schema, item.table) for item in loads], policy=_policy(settings))
+        publish_candidates(pg, [(item.schema, item.table) for item in loads], policy=PublishPolicy.of(settings))
         report.warehouse_seconds += time.monotonic() - started
         for item in loads:  # the lake follows the warehouse: a publish that gave up leaves both stores as they were
             started = time.monotonic()
@@ -212,10 +212,6 @@ def _write_and_audit(report: SilverReport, loads: list[TableLoad], pg: PostgresS
         report.check_reconciled()
     if failed:
         raise AuditFailedError(report)
-
-
-def _policy(settings: Settings) -> PublishPolicy:
-    return PublishPolicy(lock_timeout_ms=settings.lock_timeout_ms, attempts=settings.publish_attempts)
 
 
 def _counts(classified: DataFrame) -> tuple[dict[str, int], dict[str, int]]:

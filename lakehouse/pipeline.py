@@ -57,7 +57,8 @@ def run(
         layers: a subset of ``bronze``, ``silver``, ``gold`` (run in that order).
         input_dir: the landing directory for bronze; default ``settings.landing_dir``, where the default sample
             is generated first when it holds no CSV.
-        full_refresh: rebuild incremental gold models from scratch.
+        full_refresh: rebuild silver even when no bronze batch arrived since its last build, and incremental gold
+            models from scratch.
         scan: run the Soda gate after each layer (silver's: its audit before publishing).
         force: build gold even when silver's last audit failed.
         arguments: recorded in ``ops.pipeline_runs``.

@@ -33,7 +33,7 @@ from lakehouse.bookkeeping import (
     start_run,
 )
 from lakehouse.bronze import layer as bronze
-from lakehouse.bronze.ingest_log import ingested_csv_bytes
+from lakehouse.bronze.ingest_log import completed_batches, ingested_csv_bytes
 from lakehouse.bronze.landing import LandingFile, Refusal
 from lakehouse.contracts import LAYERS, TABLES
 from lakehouse.gold import run_gold
@@ -110,7 +110,7 @@ def run_layers(
             if layer == "bronze":
                 touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
             elif layer == "silver":
-                if not _silver(_needs(spark, layer), settings, pg, now, outcome, scan, log_line):
+                if not _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line):
                     break
                 continue  # the audit was silver's gate
             else:
@@ -168,11 +168,27 @@ def _silver(
     now: dt.datetime,
     outcome: RunOutcome,
     scan: bool,
+    full_refresh: bool,
     log_line: LogLine,
 ) -> bool:
     """Build silver, write-audit-publish; record the audit (its checks in ``ops.quality_results``, its outcome in
     ``ops.audits``). Soda audits the tables with bronze rows (no delivery yet, nothing to judge). False: the
-    candidate failed its audit and nothing was published."""
+    candidate failed its audit and nothing was published.
+
+    When no bronze batch completed since the last published silver, nothing is re-classified or re-published
+    (a rebuild would give the same rows): unless ``full_refresh``, the step ends at once."""
+    last = last_audit(pg, "silver")
+    if (
+        not full_refresh
+        and last is not None
+        and last.passed
+        and set(last.batches) == set(completed_batches(spark, settings))
+    ):
+        outcome.notes.append(
+            f"silver: no new bronze batch since run {last.run_id}; nothing re-classified or re-published"
+            " (--full-refresh rebuilds it)"
+        )
+        return True
 
     def soda(schemas: Mapping[str, str], tables: Sequence[str]) -> tuple[CheckResult, ...]:
         return scan_layer(pg, "silver", tables=tables, schemas=schemas, log=log_line).results
@@ -188,7 +204,8 @@ def _silver(
     quality = LayerQuality("silver", report.audit, time.perf_counter() - started)
     outcome.quality.append(quality)
     record_quality(pg, outcome.run_id, "silver", quality.results)
-    record_audit(pg, outcome.run_id, "silver", [f"{r.table_name}: {r.check_name}" for r in quality.failed])
+    failed = [f"{r.table_name}: {r.check_name}" for r in quality.failed]
+    record_audit(pg, outcome.run_id, "silver", failed, batches=report.batches)
     _log_checks(quality)
     if outcome.unpublished:
         outcome.notes.append(

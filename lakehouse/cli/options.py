@@ -18,7 +18,12 @@ def input_dir(cmd: argparse.ArgumentParser) -> None:
 
 
 def full_refresh(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--full-refresh", action="store_true", help="rebuild incremental gold models from scratch")
+    cmd.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild from all history: silver even when no bronze batch arrived since its last build, incremental "
+        "gold models from scratch",
+    )
 
 
 def summary(cmd: argparse.ArgumentParser, *, gated: bool = True) -> None:
@@ -43,6 +48,11 @@ def wait(cmd: argparse.ArgumentParser) -> None:
 def silver_options(cmd: argparse.ArgumentParser) -> None:
     summary(cmd)
     wait(cmd)
+
+
+def silver_command_options(cmd: argparse.ArgumentParser) -> None:
+    full_refresh(cmd)
+    silver_options(cmd)
 
 
 def run_options(cmd: argparse.ArgumentParser) -> None:

@@ -76,6 +76,7 @@ class SilverReport:
     tables: dict[str, SilverTableReport]
     warehouse_seconds: float = 0.0
     audit: tuple[CheckResult, ...] = ()
+    batches: tuple[str, ...] = ()
 
     @property
     def failed_checks(self) -> tuple[CheckResult, ...]:
@@ -152,7 +153,7 @@ def build_silver(
         PublishTimeoutError: a lock on a published table was never granted; nothing was published.
     """
     batches = completed_batches(spark, settings)
-    report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES})
+    report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES}, batches=tuple(batches))
     loads: list[TableLoad] = []
     cached: list[DataFrame] = []
     parent: DataFrame | None = None

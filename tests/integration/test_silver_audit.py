@@ -154,3 +154,38 @@ def test_a_failed_audit_publishes_nothing_is_recorded_and_closes_the_gate_to_gol
     after = _checksums(spark, settings, pg_database)
     assert after["delta silver.performance"][0] == 2
     assert after["delta quarantine.performance"][0] == 2
+
+
+def test_a_rerun_without_new_bronze_publishes_nothing_and_full_refresh_rebuilds(
+    spark: Any, tmp_path: Path, pg_database: PostgresSettings
+) -> None:
+    settings = load_settings({"LAKEHOUSE_DATA_DIR": str(tmp_path / "data")}, dotenv_path=None)
+    delivery = {"advertisers.csv": ADVERTISERS, "campaigns.csv": CAMPAIGNS}
+    first = _run(settings, pg_database, spark, ("bronze", "silver"), _landing(tmp_path, "one", **delivery))
+    assert first.status == "succeeded", first.gate_failures
+    before = _checksums(spark, settings, pg_database)  # every column, _silver_processed_at included
+
+    # The same files again: bronze skips them, so no batch is new and silver has nothing to do.
+    again = _run(settings, pg_database, spark, ("bronze", "silver"), _landing(tmp_path, "again", **delivery))
+
+    assert again.status == "succeeded", again.gate_failures
+    assert any(f"silver: no new bronze batch since run {first.run_id}" in note for note in again.notes)
+    assert _checksums(spark, settings, pg_database) == before  # nothing re-published: no Delta commit, no restamp
+    audit = last_audit(pg_database, "silver")
+    assert audit is not None
+    assert audit.run_id == first.run_id
+
+    refreshed = run_layers(
+        settings, pg_database, layers=("silver",), spark=spark, full_refresh=True, log_line=lambda _: None
+    )
+
+    assert refreshed.status == "succeeded", refreshed.gate_failures
+    after = _checksums(spark, settings, pg_database)
+    assert {name: sums[0] for name, sums in after.items()} == {name: sums[0] for name, sums in before.items()}
+    # Every Delta table with rows was re-committed (Delta commits nothing when an empty table is replaced by one).
+    versions = {name: (before[name][2], now[2]) for name, now in after.items() if name.startswith("delta") and now[0]}
+    assert len(versions) == 4
+    assert all(new > old for old, new in versions.values()), versions
+    audit = last_audit(pg_database, "silver")
+    assert audit is not None
+    assert (audit.run_id, audit.passed) == (refreshed.run_id, True)

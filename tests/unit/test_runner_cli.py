@@ -109,3 +109,10 @@ def test_a_failed_silver_audit_exits_6_saying_nothing_was_published(capsys: pyte
     err = capsys.readouterr().err
     assert "silver.performance: has rows (value 0; fail when <= 0)" in err
     assert "the silver and quarantine candidate was not published: readers still see the previous version" in err
+
+
+def test_silver_run_and_gold_take_full_refresh_and_only_gold_takes_force() -> None:
+    for command in ("silver", "run", "gold"):
+        assert build_parser().parse_args([command, "--full-refresh"]).full_refresh is True
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["silver", "--force"])

@@ -4,6 +4,9 @@
 - ``ops.layer_loads``: rows and bytes per layer and table of a run;
 - ``ops.quality_results``: one row per quality check of a run (``source`` ``soda``, or ``dbt`` for gold's tests);
 - ``ops.reconciliation``: silver's per-table count balance of a run;
+- ``ops.audits``: whether a layer's candidate passed its audit in a run (and which checks failed) and the bronze
+  batches it was built from; the latest row of a layer is its gate state (gold refuses to build on a silver whose
+  last audit failed) and tells silver whether anything new arrived since;
 - ``ops.loaded_batches``: the loader's idempotency ledger (which batch reached which table), written inside the
   loader's publish transaction through :func:`ledger_claim`.
 
@@ -15,6 +18,7 @@ replaces them. Identifiers go through :mod:`psycopg2.sql`; values are parameters
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +36,7 @@ from lakehouse.settings import PostgresSettings
 
 SCHEMA = OPS_SCHEMA
 RUNS, LOADS, QUALITY = "pipeline_runs", "layer_loads", "quality_results"
-RECONCILIATION, LEDGER = "reconciliation", "loaded_batches"
+RECONCILIATION, LEDGER, AUDITS = "reconciliation", "loaded_batches", "audits"
 # The columns of a summary row that ops.layer_loads keeps (files and corrupt lines are for the summary only).
 LOAD_COLUMNS = (
     "layer", "table_name", "rows_in", "rows_out", "quarantined", "duplicates", "superseded", "csv_bytes",
@@ -78,6 +82,12 @@ _DDL = {
         target text not null, batch_id text not null, rows bigint not null,
         loaded_at timestamptz not null default now(),
         primary key (target, batch_id)""",
+    AUDITS: """
+        run_id text not null, layer text not null, passed boolean not null,
+        failed_checks text[] not null default '{{}}',
+        batches text[] not null default '{{}}',
+        audited_at timestamptz not null default clock_timestamp(),
+        primary key (run_id, layer)""",
 }
 
 
@@ -210,6 +220,46 @@ def record_reconciliation(pg: PostgresSettings, run_id: str, rows: Iterable[Reco
         _create_tables(cur)
         cur.executemany(statement.format(sql.Identifier(SCHEMA, RECONCILIATION)), values)
     return len(values)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One audit of a layer's candidate: its run, whether it passed, the failed checks, and when."""
+
+    run_id: str
+    layer: str
+    passed: bool
+    failed_checks: tuple[str, ...]
+    audited_at: dt.datetime
+    batches: tuple[str, ...] = ()
+
+
+def record_audit(
+    pg: PostgresSettings, run_id: str, layer: str, failed_checks: Sequence[str], *, batches: Sequence[str] = ()
+) -> None:
+    """Record (or replace) that ``layer``'s candidate in run ``run_id``, built from bronze ``batches``, passed (no
+    failed checks: record it once the candidate is published) or failed."""
+    statement = sql.SQL(
+        "insert into {} (run_id, layer, passed, failed_checks, batches) values (%s, %s, %s, %s, %s)"
+        " on conflict (run_id, layer) do update set passed = excluded.passed, failed_checks = excluded.failed_checks,"
+        " batches = excluded.batches, audited_at = clock_timestamp()"
+    ).format(sql.Identifier(SCHEMA, AUDITS))
+    with _transaction(pg, f"recording the {layer} audit of run {run_id}") as cur:
+        _create_tables(cur)
+        cur.execute(statement, (run_id, layer, not failed_checks, list(failed_checks), sorted(batches)))
+
+
+def last_audit(pg: PostgresSettings, layer: str) -> Audit | None:
+    """The latest audit of ``layer`` (its gate state), or None when it was never audited."""
+    query = sql.SQL(
+        "select run_id, layer, passed, failed_checks, audited_at, batches from {} where layer = %s"
+        " order by audited_at desc limit 1"
+    ).format(sql.Identifier(SCHEMA, AUDITS))
+    with _transaction(pg, f"reading the last {layer} audit") as cur:
+        _create_tables(cur)
+        cur.execute(query, (layer,))
+        row = cur.fetchone()
+    return Audit(row[0], row[1], row[2], tuple(row[3]), row[4], tuple(row[5])) if row else None
 
 
 def ensure_ledger(cur: cursor) -> None:

@@ -1,6 +1,7 @@
 """Gold layer: build the dbt project (``dbt_project/``) in-process with dbt's programmatic runner.
 
-:func:`run_gold` runs ``dbt build`` (models, snapshots, data tests and unit tests, in dependency order) and
+:func:`run_gold` runs ``dbt build`` (models, snapshots, data tests and unit tests, in dependency order; ``core``
+and ``analytics`` into shadow schemas, published only when every test passed) and
 :func:`docs_generate` runs ``dbt docs generate``. The project's ``profiles.yml`` reads the connection from libpq's
 ``PG*`` variables only; both functions set them from a :class:`~lakehouse.settings.PostgresSettings` for the
 duration of the call and restore the previous environment afterwards. Test failures are results, not
@@ -9,8 +10,11 @@ exceptions: they come back in :attr:`GoldResult.failed_tests`. dbt failing to ru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,17 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import psycopg2
 from dbt.adapters.exceptions.connection import FailedToConnectError
 from dbt.artifacts.schemas.run import RunExecutionResult, RunResult
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt_common.events.base_types import EventMsg
+from psycopg2 import sql
+from psycopg2.extensions import connection
 
+from lakehouse.adapters.publish import PublishPolicy, publish_schemas
+from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.report import SummaryRow
 from lakehouse.settings import MASK, PostgresSettings, libpq_environment
 
 _log = logging.getLogger(__name__)
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+PUBLISHED_SCHEMAS = ("core", "analytics")  # what readers query; built in shadow schemas, then published
+SHADOW_PREFIX = "_lakehouse_shadow_"  # dbt's var `shadow_prefix` (macros/generate_schema_name.sql)
 _TEST_TYPES = frozenset({"test", "unit_test"})
 _FAILED = frozenset({"fail", "error"})
 # dbt's test statuses as quality outcomes; a skipped test (its model failed) was not evaluated and is not recorded.
@@ -128,9 +139,17 @@ def run_gold(
     project_dir: Path = DBT_PROJECT_DIR,
     target_dir: Path | None = None,
     full_refresh: bool = False,
+    policy: PublishPolicy | None = None,
     log: Callable[[str], None] = print,
 ) -> GoldResult:
-    """Build the gold layer: ``dbt build`` of every model, snapshot, data test and unit test.
+    """Build the gold layer, write-audit-publish: ``dbt build`` of every model, snapshot, data test and unit test,
+    with ``core`` and ``analytics`` built into shadow schemas; only when every test passed do the shadow tables
+    replace the published ones, in one transaction. Snapshots (SCD2 history of the silver sources, which the audit
+    of silver already gated) are built in place: they keep history, so they are never shadowed.
+
+    Readers of ``core.*`` and ``analytics.*`` never see an untested model: a failing test leaves every published
+    table at its last good version. Incremental models (``fct_performance``) start their shadow from a copy of the
+    published table, so they still merge only what is new.
 
     Args:
         pg: the warehouse; ``silver.*`` must exist there. ``core``, ``analytics``, ``staging``,
@@ -139,6 +158,7 @@ def run_gold(
         target_dir: dbt's artifacts folder (run results, manifest, compiled SQL, logs); default
             ``<project>/target`` with logs in ``<project>/logs``.
         full_refresh: rebuild incremental models from scratch instead of merging new rows.
+        policy: how the publish waits for locks on the published tables (default: :class:`PublishPolicy`).
         log: receives one line per finished model or snapshot, per test that did not pass, and a summary.
 
     Returns:
@@ -147,17 +167,66 @@ def run_gold(
     Raises:
         ServiceUnavailableError: PostgreSQL cannot be reached (the message names host and port).
         GoldError: dbt could not run (missing or invalid project, internal error).
+        PublishTimeoutError: a lock on a published table was never granted; nothing was published.
     """
-    args = ["build", *(["--full-refresh"] if full_refresh else [])]
     started = time.perf_counter()
-    outcome = _invoke(args, pg, project_dir, target_dir, progress=_progress(log))
-    seconds = time.perf_counter() - started
-    results = outcome.result.results if isinstance(outcome.result, RunExecutionResult) else []
-    nodes = tuple(_node_outcome(r) for r in results if isinstance(r, RunResult))
+    _require_project(project_dir)  # before any shadow schema is made
+    shadows = {SHADOW_PREFIX + schema: schema for schema in PUBLISHED_SCHEMAS}
+    _prepare_shadows(pg, shadows, copy_incremental=not full_refresh, project_dir=project_dir)
+    try:
+        vars_ = json.dumps({"shadow_prefix": SHADOW_PREFIX})
+        args = ["build", "--vars", vars_, *(["--full-refresh"] if full_refresh else [])]
+        nodes = _nodes(_invoke(args, pg, project_dir, target_dir, progress=_progress(log)))
+        if _ok(nodes):
+            publish_schemas(pg, shadows, policy=policy or PublishPolicy())
+    finally:
+        _drop_schemas(pg, shadows)
     failed = tuple(n.name for n in nodes if n.resource_type in _TEST_TYPES and n.status in _FAILED)
-    result = GoldResult(ok=outcome.success, nodes=nodes, failed_tests=failed, seconds=seconds)
+    result = GoldResult(ok=_ok(nodes), nodes=nodes, failed_tests=failed, seconds=time.perf_counter() - started)
     log(_summary(result))
     return result
+
+
+def _nodes(outcome: dbtRunnerResult) -> tuple[NodeOutcome, ...]:
+    results = outcome.result.results if isinstance(outcome.result, RunExecutionResult) else []
+    return tuple(_node_outcome(r) for r in results if isinstance(r, RunResult))
+
+
+def _ok(nodes: Sequence[NodeOutcome]) -> bool:
+    return not any(n.status in _FAILED for n in nodes)
+
+
+def _incremental_models(project_dir: Path) -> list[tuple[str, str]]:
+    """``(schema, model)`` of every incremental model readers query (declared in its SQL's ``config``)."""
+    found = []
+    for schema in PUBLISHED_SCHEMAS:
+        for path in sorted((project_dir / "models" / schema).glob("*.sql")):
+            if re.search(r"materialized\s*=\s*['\"]incremental['\"]", path.read_text(encoding="utf-8")):
+                found.append((schema, path.stem))
+    return found
+
+
+def _prepare_shadows(
+    pg: PostgresSettings, shadows: dict[str, str], *, copy_incremental: bool, project_dir: Path
+) -> None:
+    """Empty shadow schemas; each incremental model's shadow starts as a copy of its published table."""
+    _drop_schemas(pg, shadows)
+    with contextlib.closing(_connect(pg)) as conn, conn, conn.cursor() as cur:
+        for shadow in shadows:
+            cur.execute(sql.SQL("create schema {}").format(sql.Identifier(shadow)))
+        for schema, model in _incremental_models(project_dir) if copy_incremental else []:
+            cur.execute("select to_regclass(%s)", (sql.Identifier(schema, model).as_string(cur),))
+            if (cur.fetchone() or (None,))[0] is None:
+                continue  # never published: the shadow build creates it
+            copy, published = sql.Identifier(SHADOW_PREFIX + schema, model), sql.Identifier(schema, model)
+            cur.execute(sql.SQL("create table {} (like {} including all)").format(copy, published))
+            cur.execute(sql.SQL("insert into {} select * from {}").format(copy, published))
+
+
+def _drop_schemas(pg: PostgresSettings, shadows: dict[str, str]) -> None:
+    with contextlib.closing(_connect(pg)) as conn, conn, conn.cursor() as cur:
+        for shadow in shadows:
+            cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(shadow)))
 
 
 def docs_generate(
@@ -205,8 +274,7 @@ def _invoke(
     progress: Callable[[EventMsg], None] | None,
 ) -> dbtRunnerResult:
     """Run one dbt command in-process with the connection in ``PG*``; raise for anything but test failures."""
-    if not (project_dir / "dbt_project.yml").is_file():
-        raise GoldError(f"no dbt project at {project_dir} (dbt_project.yml is missing)")
+    _require_project(project_dir)
     target = target_dir or project_dir / "target"
     command = [
         *args,
@@ -227,6 +295,20 @@ def _invoke(
             ) from None
         raise GoldError(f"dbt {' '.join(args)} could not run against {pg.endpoint}: {detail}") from None
     return outcome
+
+
+def _connect(pg: PostgresSettings) -> connection:
+    try:
+        return connect(pg)
+    except psycopg2.OperationalError as exc:
+        detail = _scrub(" ".join(str(exc).split()), pg)
+        hint = "check PGHOST, PGPORT, PGUSER and PGPASSWORD"
+        raise ServiceUnavailableError("PostgreSQL", f"{pg.host}:{pg.port}", detail, hint=hint) from None
+
+
+def _require_project(project_dir: Path) -> None:
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise GoldError(f"no dbt project at {project_dir} (dbt_project.yml is missing)")
 
 
 def _log_dir(project_dir: Path, target_dir: Path | None) -> Path:

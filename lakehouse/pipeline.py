@@ -54,6 +54,7 @@ def run(
     full_refresh: bool = False,
     scan: bool = True,
     maintain: bool = True,
+    force: bool = False,
     arguments: Sequence[str] = (),
     wait_s: float | None = 0,
     log_line: LogLine = log.info,
@@ -69,9 +70,11 @@ def run(
         layers: a subset of ``bronze``, ``silver``, ``gold`` (run in that order).
         input_dir: the landing directory for bronze; default ``settings.landing_dir``, where the default sample
             is generated first when it holds no CSV.
-        full_refresh: rebuild incremental gold models from scratch.
-        scan: run the Soda gate after each layer.
+        full_refresh: rebuild silver even when no bronze batch arrived since its last build, and incremental gold
+            models from scratch.
+        scan: run the Soda gate after each layer (silver's: its audit before publishing).
         maintain: compact and VACUUM the lake at the end (bronze and silver runs; see :func:`maintain`).
+        force: build gold even when silver's last audit failed.
         arguments: recorded in ``ops.pipeline_runs``.
         wait_s: how long to wait for another run's locks.
 
@@ -104,6 +107,7 @@ def run(
                 full_refresh=full_refresh,
                 scan=scan,
                 maintain=maintain,
+                force=force,
                 log_line=log_line,
             )
         except ServiceUnavailableError:

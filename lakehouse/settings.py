@@ -148,6 +148,8 @@ class Settings:
     alert_webhook: Secret | None = None  # a chat webhook URL often carries its token
     alert_command: str | None = None
     retention_hours: float = 168.0
+    lock_timeout_ms: int = 10_000
+    publish_attempts: int = 4
 
     @property
     def lake_kind(self) -> Literal["local", "s3"]:
@@ -233,6 +235,8 @@ def load_settings(
         alert_webhook=Secret(env["LAKEHOUSE_ALERT_WEBHOOK"]) if "LAKEHOUSE_ALERT_WEBHOOK" in env else None,
         alert_command=env.get("LAKEHOUSE_ALERT_COMMAND"),
         retention_hours=_retention_hours(env, "LAKEHOUSE_RETENTION_HOURS", 168.0),
+        lock_timeout_ms=_positive(env, "LAKEHOUSE_LOCK_TIMEOUT_MS", 10_000),
+        publish_attempts=_positive(env, "LAKEHOUSE_PUBLISH_ATTEMPTS", 4),
     )
 
 
@@ -281,6 +285,13 @@ def check_retention(retention_hours: float, *, min_retention_hours: float = MIN_
             f"export, a long query) could lose its files. Set LAKEHOUSE_RETENTION_HOURS to "
             f"{min_retention_hours:g} or more (default 168); nothing was deleted."
         )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _lake_uri(raw: str | None, data_dir: Path, base: Path) -> str:

@@ -2,7 +2,10 @@
 bookkeeping in ``ops``, and at the end its HTML report and, for a failed run or one with warnings, an alert.
 
 A layer whose scan has a failing (``fail``-severity) check stops the run before any downstream layer; warnings are
-reported. A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows.
+reported. A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows. Silver's
+gate is its audit: the reconciliation and the Soda checks run on the unpublished candidate, and a failed audit
+publishes nothing; the outcome is kept in ``ops.audits``, and gold refuses to build on a silver whose last audit
+failed unless forced.
 :mod:`lakehouse.pipeline` composes these with the services, the locks and the SparkSession.
 """
 
@@ -10,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,11 +24,20 @@ from lakehouse._version import __version__
 from lakehouse.adapters import lake
 from lakehouse.adapters.alerts import deliver
 from lakehouse.adapters.lake_upkeep import tag_commits
+from lakehouse.adapters.publish import PublishPolicy
 from lakehouse.adapters.roles import WarehouseRoles
 from lakehouse.adapters.warehouse import existing_tables
-from lakehouse.bookkeeping import RunStatus, finish_run, record_layer_loads, record_quality, start_run
+from lakehouse.bookkeeping import (
+    RunStatus,
+    finish_run,
+    last_audit,
+    record_audit,
+    record_layer_loads,
+    record_quality,
+    start_run,
+)
 from lakehouse.bronze import layer as bronze
-from lakehouse.bronze.ingest_log import ingested_csv_bytes
+from lakehouse.bronze.ingest_log import completed_batches, ingested_csv_bytes
 from lakehouse.bronze.landing import LandingFile, Refusal
 from lakehouse.contracts import LAYERS, TABLES
 from lakehouse.gold import DBT_PROJECT_DIR, run_gold
@@ -33,7 +46,7 @@ from lakehouse.quality import CheckResult, LayerQuality, scan_layer
 from lakehouse.report import Storage, SummaryRow
 from lakehouse.runreport import gather, publish_report
 from lakehouse.settings import PostgresSettings, Settings
-from lakehouse.silver.layer import build_silver
+from lakehouse.silver.layer import AuditFailedError, SilverReport, build_silver
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -56,6 +69,8 @@ class RunOutcome:
     refused: tuple[Refusal, ...] = ()
     report: Path | None = None
     maintenance: MaintenanceReport | None = None
+    unpublished: tuple[str, ...] = ()
+    blocked: str = ""
 
     @property
     def gate_failures(self) -> tuple[CheckResult, ...]:
@@ -63,8 +78,8 @@ class RunOutcome:
 
     @property
     def ok(self) -> bool:
-        """No dbt test and no gate failed (refused landing files are reported apart, see ``refused``)."""
-        return not self.failed_tests and not self.gate_failures
+        """No dbt test and no gate failed, no layer refused to build (refused landing files are reported apart)."""
+        return not self.failed_tests and not self.gate_failures and not self.blocked
 
     @property
     def status(self) -> RunStatus:
@@ -77,7 +92,7 @@ def new_run_id(now: dt.datetime) -> str:
 
 def run_layers(
     settings: Settings,
-    roles: WarehouseRoles,
+    roles: WarehouseRoles | PostgresSettings,
     *,
     layers: Sequence[str],
     spark: SparkSession | None,
@@ -88,6 +103,7 @@ def run_layers(
     full_refresh: bool = False,
     scan: bool = True,
     maintain: bool = True,
+    force: bool = False,
     log_line: LogLine = log.info,
 ) -> RunOutcome:
     """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda,
@@ -95,7 +111,9 @@ def run_layers(
 
     The caller holds the run locks (:func:`run` does). Each job connects as its own role: the loads and the
     bookkeeping as the loader, dbt as the transformer, the gold scan as the reader. Every Delta commit of the run
-    carries its run id."""
+    carries its run id. Gold refuses to build on a silver whose last audit failed (``outcome.blocked`` names that
+    run) unless ``force``."""
+    roles = WarehouseRoles.single(roles)  # one connection given: it does every job
     pg = roles.loader
     now = now or dt.datetime.now(dt.UTC)
     outcome = RunOutcome(run_id or new_run_id(now))
@@ -110,9 +128,15 @@ def run_layers(
             if layer == "bronze":
                 touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
             elif layer == "silver":
-                touched = _silver(_needs(spark, layer), settings, pg, now, outcome)
+                if not _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line):
+                    break
+                continue  # the audit was silver's gate
             else:
-                _gold(roles, full_refresh, outcome, log_line)
+                outcome.blocked = "" if force else _silver_gate_closed(pg)
+                if outcome.blocked:
+                    log_line(outcome.blocked)
+                    break
+                _gold(roles, full_refresh, outcome, log_line, PublishPolicy.of(settings))
                 if outcome.failed_tests:
                     break
             if scan and not gate(roles, layer, outcome, log_line, tables=touched):
@@ -203,18 +227,79 @@ def _bronze(
 
 
 def _silver(
-    spark: SparkSession, settings: Settings, pg: PostgresSettings, now: dt.datetime, outcome: RunOutcome
-) -> list[str]:
-    """Build silver; return the tables the gate judges: those with bronze rows (no delivery yet, nothing to judge)."""
-    report = build_silver(spark, settings, pg, run_id=outcome.run_id, processed_at=now)
+    spark: SparkSession,
+    settings: Settings,
+    pg: PostgresSettings,
+    now: dt.datetime,
+    outcome: RunOutcome,
+    scan: bool,
+    full_refresh: bool,
+    log_line: LogLine,
+) -> bool:
+    """Build silver, write-audit-publish; record the audit (its checks in ``ops.quality_results``, its outcome in
+    ``ops.audits``). Soda audits the tables with bronze rows (no delivery yet, nothing to judge). False: the
+    candidate failed its audit and nothing was published.
+
+    When no bronze batch completed since the last published silver, nothing is re-classified or re-published
+    (a rebuild would give the same rows): unless ``full_refresh``, the step ends at once."""
+    last = last_audit(pg, "silver")
+    if (
+        not full_refresh
+        and last is not None
+        and last.passed
+        and set(last.batches) == set(completed_batches(spark, settings))
+    ):
+        outcome.notes.append(
+            f"silver: no new bronze batch since run {last.run_id}; nothing re-classified or re-published"
+            " (--full-refresh rebuilds it)"
+        )
+        return True
+
+    def soda(schemas: Mapping[str, str], tables: Sequence[str]) -> tuple[CheckResult, ...]:
+        return scan_layer(pg, "silver", tables=tables, schemas=schemas, log=log_line).results
+
+    started = time.perf_counter()
+    try:
+        report: SilverReport = build_silver(
+            spark, settings, pg, run_id=outcome.run_id, processed_at=now, audit=soda if scan else None
+        )
+    except AuditFailedError as exc:
+        report = exc.report
+        outcome.unpublished = ("silver", "quarantine")
+    quality = LayerQuality("silver", report.audit, time.perf_counter() - started)
+    outcome.quality.append(quality)
+    record_quality(pg, outcome.run_id, "silver", quality.results)
+    failed = [f"{r.table_name}: {r.check_name}" for r in quality.failed]
+    record_audit(pg, outcome.run_id, "silver", failed, batches=report.batches)
+    _log_checks(quality)
+    if outcome.unpublished:
+        outcome.notes.append(
+            f"silver: the candidate failed its audit; nothing was published (ops.audits, run {outcome.run_id})"
+        )
+        return False
     _record(pg, outcome, report.summary_rows())
-    outcome.notes.append("silver reconciles with bronze for every table (ops.reconciliation)")
-    return [t.table for t in report.tables.values() if t.bronze_rows > 0]
+    outcome.notes.append(
+        "silver: audited, then published; it reconciles with bronze for every table (ops.reconciliation)"
+    )
+    return True
 
 
-def _gold(roles: WarehouseRoles, full_refresh: bool, outcome: RunOutcome, log_line: LogLine) -> None:
+def _silver_gate_closed(pg: PostgresSettings) -> str:
+    """Why gold must not build (silver's last audit failed), or ``""``."""
+    audit = last_audit(pg, "silver")
+    if audit is None or audit.passed:
+        return ""
+    return (
+        f"gold was not built: silver's last audit failed in run {audit.run_id} at {audit.audited_at:%Y-%m-%d %H:%M:%S}"
+        f" ({'; '.join(audit.failed_checks)}); fix the input and run silver again, or build gold anyway with --force"
+    )
+
+
+def _gold(
+    roles: WarehouseRoles, full_refresh: bool, outcome: RunOutcome, log_line: LogLine, policy: PublishPolicy
+) -> None:
     """dbt builds as the transformer; its outcomes are recorded by the loader (who keeps ``ops``)."""
-    result = run_gold(roles.transform, full_refresh=full_refresh, log=log_line)
+    result = run_gold(roles.transform, full_refresh=full_refresh, policy=policy, log=log_line)
     pg = roles.loader
     record_quality(pg, outcome.run_id, "gold", result.checks, source="dbt")
     models = sum(1 for node in result.nodes if node.resource_type in ("model", "snapshot"))
@@ -236,11 +321,15 @@ def gate(
     quality = scan_layer(roles.reader if layer == "gold" else roles.loader, layer, tables=tables, log=log_line)
     outcome.quality.append(quality)
     record_quality(roles.loader, outcome.run_id, layer, quality.results)
+    _log_checks(quality)
+    return quality.ok
+
+
+def _log_checks(quality: LayerQuality) -> None:
     for result in quality.warned:
         log.warning("quality warning: %s: %s (%s)", result.table_name, result.check_name, result.diagnostics)
     for result in quality.failed:
         log.error("quality gate failed: %s: %s (%s)", result.table_name, result.check_name, result.diagnostics)
-    return quality.ok
 
 
 def storage(spark: SparkSession, settings: Settings) -> Storage:

@@ -9,8 +9,10 @@ How a load works (:func:`load_many`):
    its earlier attempt. Each partition reports how many rows it sent.
 3. The driver publishes on the session's connection, in one transaction for all tables: ``append`` records the
    batch id in ``ops.loaded_batches`` (a batch already there is skipped, so a re-run never duplicates) and inserts
-   the staged rows; ``replace`` truncates the target and inserts them. Readers see the old or the new content,
-   never a mix or an empty table, and views on the target (dbt models) keep working because the table is kept.
+   the staged rows; ``replace`` truncates the target and inserts them. READ COMMITTED readers see the old or the
+   new content, never a mix, and views on the target keep working because the table is kept; but ``truncate``
+   waits for every reader and shows an older REPEATABLE READ snapshot an empty table, so ``replace`` is for tables
+   nobody reads while they load (silver's candidates: :mod:`lakehouse.adapters.publish` publishes those).
 4. The publish is verified before it commits: for every table, the rows Spark produced, the rows the staging
    tables hold and the rows the insert wrote must be equal. They differ when PostgreSQL restarted in between (crash
    recovery empties UNLOGGED tables): the transaction aborts, nothing is published, the ledger does not record

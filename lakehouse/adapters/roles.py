@@ -46,6 +46,11 @@ class WarehouseRoles:
     def of(cls, server: PostgresSettings, passfile: Path) -> WarehouseRoles:
         return cls(*(server.as_role(role.name, passfile) for role in (LOADER, TRANSFORM, READER)))
 
+    @classmethod
+    def single(cls, pg: PostgresSettings | WarehouseRoles) -> WarehouseRoles:
+        """One connection for every job (a caller with one account, e.g. a test's admin), or ``pg`` as it is."""
+        return pg if isinstance(pg, WarehouseRoles) else cls(pg, pg, pg)
+
 
 def owner_only(path: Path) -> None:
     """Raise unless ``path`` is readable by its owner alone (what libpq demands of a password file, too)."""

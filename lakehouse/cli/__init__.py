@@ -43,7 +43,7 @@ Handler = Callable[[Settings, argparse.Namespace], ExitCode]
 COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {
     "run": (cmd_layers, options.run_options, "bronze -> silver -> gold in one SparkSession (the default command)"),
     "bronze": (cmd_layers, options.bronze_options, "ingest landing CSVs into bronze (Delta + PostgreSQL raw_*)"),
-    "silver": (cmd_layers, options.silver_options, "rebuild silver and quarantine from bronze, reconcile the counts"),
+    "silver": (cmd_layers, options.silver_command_options, "rebuild silver + quarantine from bronze, audit, publish"),
     "gold": (cmd_layers, options.gold_options, "build gold with dbt: core.* star schema, analytics.* marts, tests"),
     "quality": (cmd_quality, options.quality_options, "run the Soda scans alone (all layers or --layer), record them"),
     "maintain": (cmd_maintain, options.maintain_options, "compact small files and VACUUM the lake, reporting bytes"),

@@ -35,6 +35,7 @@ def cmd_layers(settings: Settings, args: argparse.Namespace) -> ExitCode:
         full_refresh=getattr(args, "full_refresh", False),
         scan=not args.no_quality,
         maintain=not getattr(args, "no_maintain", False),
+        force=getattr(args, "force", False),
         wait_s=args.wait,
         arguments=sys.argv[1:],
         log_line=lambda line: log.info("%s", line),
@@ -73,6 +74,12 @@ def finish(outcome: pipeline.RunOutcome, args: argparse.Namespace, *, seconds: f
     if outcome.gate_failures:
         failures = [f"{r.table_name}: {r.check_name} ({r.diagnostics})" for r in outcome.gate_failures]
         _stderr(f"quality gate failed ({len(failures)} check(s)); downstream layers were not run:", failures)
+        if outcome.unpublished:
+            published = " and ".join(outcome.unpublished)
+            _stderr(f"the {published} candidate was not published: readers still see the previous version", [])
+        return ExitCode.QUALITY
+    if outcome.blocked:
+        _stderr(outcome.blocked, [])
         return ExitCode.QUALITY
     if outcome.refused:
         _stderr(f"{len(outcome.refused)} landing file(s) refused:", [r.reason for r in outcome.refused])

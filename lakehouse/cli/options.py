@@ -18,7 +18,12 @@ def input_dir(cmd: argparse.ArgumentParser) -> None:
 
 
 def full_refresh(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--full-refresh", action="store_true", help="rebuild incremental gold models from scratch")
+    cmd.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild from all history: silver even when no bronze batch arrived since its last build, incremental "
+        "gold models from scratch",
+    )
 
 
 def summary(cmd: argparse.ArgumentParser, *, gated: bool = True) -> None:
@@ -54,6 +59,11 @@ def silver_options(cmd: argparse.ArgumentParser) -> None:
     no_maintain(cmd)
 
 
+def silver_command_options(cmd: argparse.ArgumentParser) -> None:
+    full_refresh(cmd)
+    silver_options(cmd)
+
+
 def run_options(cmd: argparse.ArgumentParser) -> None:
     input_dir(cmd)
     full_refresh(cmd)
@@ -74,6 +84,11 @@ def bronze_options(cmd: argparse.ArgumentParser) -> None:
 def gold_options(cmd: argparse.ArgumentParser) -> None:
     full_refresh(cmd)
     silver_options(cmd)
+    cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="build gold even though silver's last audit failed (gold refuses, naming that run, without it)",
+    )
 
 
 def quality_options(cmd: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +105,7 @@ def scan_layer(
     checks_dir: Path = CHECKS_DIR,
     configuration: Path = CONFIGURATION,
     tables: Collection[str] | None = None,
+    schemas: Mapping[str, str] | None = None,
     log: Callable[[str], None] = print,
 ) -> LayerQuality:
     """Run every check of ``layer`` (``bronze``, ``silver`` or ``gold``) against ``pg``.
@@ -115,6 +116,9 @@ def scan_layer(
         configuration: Soda's data sources (``soda/configuration.yml``).
         tables: scan only the check files of these tables (file name without ``.yml``, e.g. ``raw_campaigns``):
             a gate judges what the run touched. None scans every table of the layer.
+        schemas: scan other schemas' tables with the same checks, e.g. ``{"silver": "_lakehouse_candidate_silver",
+            "quarantine": "_lakehouse_candidate_quarantine"}`` to audit unpublished candidates; results keep the
+            published names.
         log: receives one line per Soda error and per check that warned or failed, then a summary.
 
     Returns:
@@ -136,7 +140,7 @@ def scan_layer(
             log(f"{layer:<6} soda: nothing to scan, the run touched no table of this layer")
             return LayerQuality(layer, (), time.perf_counter() - started)
     with _soda_session(pg):
-        scan = _prepared_scan(configuration, files, pg)
+        scan = _prepared_scan(configuration, files, pg, schemas or {})
         try:
             scan.execute()
         finally:
@@ -201,14 +205,21 @@ def _soda_session(pg: PostgresSettings) -> Iterator[None]:
         soda_logger.setLevel(level)
 
 
-def _prepared_scan(configuration: Path, files: dict[str, tuple[Path, ...]], pg: PostgresSettings) -> Any:
+def _prepared_scan(
+    configuration: Path,
+    files: dict[str, tuple[Path, ...]],
+    pg: PostgresSettings,
+    schemas: Mapping[str, str] | None = None,
+) -> Any:
     """A Scan with the configuration and check files added; raise if Soda could not read any of them.
 
     Soda substitutes ``${PGPASSWORD}`` into the configuration's text before parsing it as YAML (and as a Jinja
     template), which breaks or truncates a password holding ``#``, ``: ``, ``{%`` or a leading ``*``. So the
     configuration is parsed with no password in the environment and the password is set on the parsed data
     sources afterwards. Without one, libpq reads ``PGPASSFILE`` (the pipeline's roles).
-    """
+
+    With ``schemas``, the data source of each mapped schema points at its replacement, and so do the check files'
+    schema-qualified relations (``from quarantine.<table>`` in a query)."""
     if not configuration.is_file() or not TELEMETRY_SETTINGS.is_file():
         raise QualityError(f"{configuration} or {TELEMETRY_SETTINGS} is missing")
     # Soda 3 decides on usage telemetry when it is imported, from ~/.soda/config.yml (which it creates, telemetry
@@ -220,10 +231,19 @@ def _prepared_scan(configuration: Path, files: dict[str, tuple[Path, ...]], pg: 
 
     scan = Scan()
     scan.add_configuration_yaml_file(str(configuration))
+    sources = scan._configuration.data_source_properties_by_name
+    for schema, replacement in (schemas or {}).items():
+        if (properties := sources.get(DATA_SOURCE_PREFIX + schema)) is not None:
+            sources[DATA_SOURCE_PREFIX + schema] = {**properties, "schema": replacement}
+    relation = re.compile(r"\b(from|join)\s+(" + "|".join(map(re.escape, schemas or {})) + r")\.") if schemas else None
     for source, paths in files.items():
         scan.set_data_source_name(source)
         for path in paths:
-            scan.add_sodacl_yaml_file(str(path))
+            if relation is None or schemas is None:
+                scan.add_sodacl_yaml_file(str(path))
+            else:
+                text = relation.sub(lambda m: f"{m[1]} {schemas[m[2]]}.", path.read_text(encoding="utf-8"))
+                scan.add_sodacl_yaml_str(text, file_name=path.stem)
     problems = [str(log.message).splitlines()[0] for log in scan.get_error_logs()]
     known = scan._configuration.data_source_properties_by_name
     for properties in known.values():

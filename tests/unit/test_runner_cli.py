@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 import lakehouse
 import runner
+from lakehouse.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,3 +94,43 @@ def test_export_needs_a_layer_and_a_table(tmp_path: Path, capsys: pytest.Capture
 
     assert code == runner.ExitCode.CONFIG
     assert "'performance' is not a lake table: write LAYER/TABLE" in capsys.readouterr().err
+
+
+def test_gold_refused_on_a_failed_silver_audit_exits_6_naming_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from lakehouse.cli.commands import finish
+    from lakehouse.steps import RunOutcome
+
+    args = build_parser().parse_args(["gold", "--force"])
+    blocked = RunOutcome("r2", blocked="gold was not built: silver's last audit failed in run r1 at ...")
+
+    code = finish(blocked, argparse.Namespace(json=False), seconds=0.1)
+
+    assert args.force is True
+    assert build_parser().parse_args(["gold"]).force is False
+    assert code == runner.ExitCode.QUALITY
+    out, err = capsys.readouterr()
+    assert "silver's last audit failed in run r1" in err
+    assert "run r2: failed" in out
+
+
+def test_a_failed_silver_audit_exits_6_saying_nothing_was_published(capsys: pytest.CaptureFixture[str]) -> None:
+    from lakehouse.cli.commands import finish
+    from lakehouse.quality import CheckResult, LayerQuality
+    from lakehouse.steps import RunOutcome
+
+    check = CheckResult("has rows", "silver.performance", "fail", 0.0, "value 0; fail when <= 0")
+    outcome = RunOutcome("r1", quality=[LayerQuality("silver", (check,), 1.0)], unpublished=("silver", "quarantine"))
+
+    code = finish(outcome, argparse.Namespace(json=False), seconds=0.1)
+
+    assert code == runner.ExitCode.QUALITY
+    err = capsys.readouterr().err
+    assert "silver.performance: has rows (value 0; fail when <= 0)" in err
+    assert "the silver and quarantine candidate was not published: readers still see the previous version" in err
+
+
+def test_silver_run_and_gold_take_full_refresh_and_only_gold_takes_force() -> None:
+    for command in ("silver", "run", "gold"):
+        assert build_parser().parse_args([command, "--full-refresh"]).full_refresh is True
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["silver", "--force"])

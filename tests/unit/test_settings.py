@@ -167,3 +167,17 @@ def test_retention_defaults_to_a_week(tmp_path: Path) -> None:
 def test_an_unsafe_or_malformed_retention_is_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_settings(env, dotenv_path=None, base_dir=tmp_path)
+
+
+def test_publish_lock_timeout_and_attempts_are_configurable_and_checked(tmp_path: Path) -> None:
+    default = load_settings({}, dotenv_path=None, base_dir=tmp_path)
+    tuned = load_settings(
+        {"LAKEHOUSE_LOCK_TIMEOUT_MS": "250", "LAKEHOUSE_PUBLISH_ATTEMPTS": "2"}, dotenv_path=None, base_dir=tmp_path
+    )
+
+    assert (default.lock_timeout_ms, default.publish_attempts) == (10_000, 4)
+    assert (tuned.lock_timeout_ms, tuned.publish_attempts) == (250, 2)
+    with pytest.raises(ConfigurationError, match="LAKEHOUSE_PUBLISH_ATTEMPTS must be at least 1"):
+        load_settings({"LAKEHOUSE_PUBLISH_ATTEMPTS": "0"}, dotenv_path=None, base_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match="LAKEHOUSE_LOCK_TIMEOUT_MS must be a whole number"):
+        load_settings({"LAKEHOUSE_LOCK_TIMEOUT_MS": "10s"}, dotenv_path=None, base_dir=tmp_path)

@@ -1,0 +1,73 @@
+"""Benchmark what a silver run costs against what arrived, on one machine, in one run.
+
+    python benchmarks/incremental.py [--scale 10] [--master local[2]]
+
+A sample history of ``--scale`` (1 is about 15 MB of CSV) is ingested and silver built once (not timed). Then,
+each a whole ``silver`` step (classify, write the candidate, audit it with reconciliation and Soda, publish):
+(full) ``--full-refresh``: a rebuild from all history;
+(noop) a re-run with no new bronze batch;
+(one_percent) a run after a new batch holding about 1 % of the history's rows (a sample of ``--scale / 100``
+with another seed: new keys, and re-deliveries and changes of old ones) was ingested.
+A lake and an embedded PostgreSQL in a temporary directory (the PG* variables pick another server).
+The last line is ``RESULT noop_vs_full=<noop/full> one_percent_vs_full=<one_percent/full>`` (time ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lakehouse.bronze.landing import discover
+from lakehouse.pipeline import spark_session
+from lakehouse.sample import generate
+from lakehouse.services import free_port, provide
+from lakehouse.settings import load_settings
+from lakehouse.steps import RunOutcome, run_layers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=10.0, help="history size; 1 is about 15 MB (default 10)")
+    parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lakehouse-bench-") as tmp:
+        scratch = Path(tmp)
+        settings = load_settings(
+            {
+                "LAKEHOUSE_DATA_DIR": str(scratch / "data"),
+                "LAKEHOUSE_SPARK_MASTER": args.master,
+                "LAKEHOUSE_EMBEDDED_PG_PORT": str(free_port()),  # never another process's embedded server
+            },
+            dotenv_path=None,
+        )
+        with provide.warehouse(settings) as roles, spark_session(settings) as spark:
+
+            def step(layers: tuple[str, ...], landing: Path | None = None, *, full_refresh: bool = False) -> float:
+                files = discover(landing)[0] if landing else []
+                started = time.perf_counter()
+                outcome: RunOutcome = run_layers(
+                    settings, roles, layers=layers, spark=spark, files=files, full_refresh=full_refresh, log_line=print
+                )
+                seconds = time.perf_counter() - started
+                if outcome.status != "succeeded":
+                    raise SystemExit(f"{layers} failed: {outcome.gate_failures}")
+                return seconds
+
+            generate(scratch / "history", scale=args.scale, seed=42, dirty_rate=0.02)
+            step(("bronze", "silver"), scratch / "history")
+            timings = {"full": step(("silver",), full_refresh=True), "noop": step(("silver",))}
+            generate(scratch / "new", scale=args.scale / 100, seed=43, dirty_rate=0.02)
+            step(("bronze",), scratch / "new")
+            timings["one_percent"] = step(("silver",))
+    for name, seconds in timings.items():
+        print(f"silver {name:<12} {seconds:8.1f} s")
+    noop, one = timings["noop"] / timings["full"], timings["one_percent"] / timings["full"]
+    print(f"RESULT noop_vs_full={noop:.3f} one_percent_vs_full={one:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,7 +27,7 @@ from lakehouse.report import LayerBytes
 from lakehouse.sample import generate
 from lakehouse.services import provide
 from lakehouse.settings import Settings, check_retention
-from lakehouse.steps import LogLine, RunOutcome, gate, new_run_id, report_and_alert, run_layers
+from lakehouse.steps import LogLine, RunOutcome, gate, new_run_id, report_and_alert, run_layers, scan_as_of
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -234,17 +234,33 @@ def spark_session(settings: Settings) -> Iterator[SparkSession]:
 
 
 def scan_only(
-    settings: Settings, layers: Sequence[str] = LAYERS, *, arguments: Sequence[str] = (), log_line: LogLine = log.info
+    settings: Settings,
+    layers: Sequence[str] = LAYERS,
+    *,
+    as_of: str | None = None,
+    arguments: Sequence[str] = (),
+    wait_s: float | None = 0,
+    log_line: LogLine = log.info,
 ) -> RunOutcome:
-    """``runner.py quality``: the scans of ``layers`` alone, recorded as a run."""
-    with provide.warehouse(settings) as roles:
+    """``runner.py quality``: the scans of ``layers`` alone, recorded as a run. With ``as_of`` (a version or a
+    timestamp), each lake layer is scanned as it was then (:func:`lakehouse.steps.scan_as_of`), under the
+    warehouse lock."""
+    with contextlib.ExitStack() as stack:
+        roles = stack.enter_context(provide.warehouse(settings))
         pg = roles.loader
         outcome = RunOutcome(new_run_id(dt.datetime.now(dt.UTC)))
+        spark = None
+        if as_of is not None:
+            stack.enter_context(locks.warehouse_lock(pg, run=outcome.run_id, wait_s=wait_s))
+            spark = stack.enter_context(spark_session(settings))
         start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
         status: RunStatus = "failed"
         try:
             for layer in layers:
-                gate(roles, layer, outcome, log_line)
+                if spark is not None and as_of is not None:
+                    scan_as_of(spark, settings, roles, layer, as_of, outcome, log_line)
+                else:
+                    gate(roles, layer, outcome, log_line)
             status = "succeeded" if outcome.ok else "failed"
             return outcome
         finally:

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
-from lakehouse.adapters import lake
+from lakehouse.adapters import lake, lake_upkeep
 from lakehouse.adapters.alerts import deliver
 from lakehouse.adapters.lake_upkeep import tag_commits
-from lakehouse.adapters.publish import PublishPolicy
+from lakehouse.adapters.loader import TableLoad, load_many
+from lakehouse.adapters.publish import PublishPolicy, candidate_schema, drop_candidates
 from lakehouse.adapters.roles import WarehouseRoles
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import (
@@ -39,7 +40,8 @@ from lakehouse.bookkeeping import (
 from lakehouse.bronze import layer as bronze
 from lakehouse.bronze.ingest_log import completed_batches, ingested_csv_bytes
 from lakehouse.bronze.landing import LandingFile, Refusal
-from lakehouse.contracts import LAYERS, TABLES
+from lakehouse.contracts import LAYERS, SILVER, TABLES, Table, quarantine_table, raw_table
+from lakehouse.errors import ConfigurationError
 from lakehouse.gold import DBT_PROJECT_DIR, run_gold
 from lakehouse.maintenance import MaintenanceReport, lake_storage, maintain_lake
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
@@ -316,9 +318,12 @@ def gate(
     log_line: LogLine,
     *,
     tables: Collection[str] | None = None,
+    schemas: Mapping[str, str] | None = None,
 ) -> bool:
-    """Scan ``layer`` (gold as the reader sees it: only the published schemas) and record the results."""
-    quality = scan_layer(roles.reader if layer == "gold" else roles.loader, layer, tables=tables, log=log_line)
+    """Scan ``layer`` (gold as the reader sees it: only the published schemas; ``schemas`` points a layer's checks at
+    other schemas) and record the results."""
+    scanner = roles.reader if layer == "gold" else roles.loader
+    quality = scan_layer(scanner, layer, tables=tables, schemas=schemas, log=log_line)
     outcome.quality.append(quality)
     record_quality(roles.loader, outcome.run_id, layer, quality.results)
     _log_checks(quality)
@@ -341,3 +346,44 @@ def storage(spark: SparkSession, settings: Settings) -> Storage:
         silver_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "silver", t))[1] for t in TABLES),
         layers=lake_storage(spark, settings),
     )
+
+
+# What an --as-of scan loads for each lake layer: (lake layer, warehouse schema, contract) per table.
+_AS_OF_TABLES: dict[str, list[tuple[str, str, Table]]] = {
+    "bronze": [("bronze", "bronze", raw_table(t)) for t in TABLES],
+    "silver": [("silver", "silver", SILVER[t]) for t in TABLES]
+    + [("quarantine", "quarantine", quarantine_table(t)) for t in TABLES],
+}
+
+
+def scan_as_of(
+    spark: SparkSession, settings: Settings, roles: WarehouseRoles, layer: str, as_of: str, outcome: RunOutcome,
+    log_line: LogLine = log.info,
+) -> bool:  # fmt: skip
+    """Re-run ``layer``'s quality scan on its lake tables as they were ``as_of`` (a version number, or a timestamp:
+    each table's latest version then), for audits. The old versions are loaded into private schemas, scanned there
+    and dropped; the published tables are not touched. The caller holds the warehouse lock (the private schemas are
+    the ones silver's audit uses)."""
+    if layer not in _AS_OF_TABLES:
+        raise ConfigurationError(f"--as-of scans a lake layer (bronze or silver); {layer} lives in PostgreSQL only")
+    loads, found = [], []
+    for lake_layer, schema, contract in _AS_OF_TABLES[layer]:
+        name = contract.name.removeprefix("raw_")
+        uri = lake.table_uri(settings, lake_layer, name)
+        try:
+            version = lake_upkeep.version_at(spark, uri, as_of)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if version is None:
+            log_line(f"{layer:<6} as of {as_of}: {lake_layer}/{name} had no version yet, not scanned")
+            continue
+        log_line(f"{layer:<6} as of {as_of}: {lake_layer}/{name} version {version}")
+        loads.append(TableLoad(lake.read_table(spark, uri, as_of=version), contract, candidate_schema(schema)))
+        found.append(contract.name)
+    schemas = sorted({schema for _, schema, _ in _AS_OF_TABLES[layer]})
+    outcome.notes.append(f"{layer} scanned as of {as_of} (the lake's versions then), not as published now")
+    try:
+        load_many(loads, roles.loader, mode="replace")
+        return gate(roles, layer, outcome, log_line, tables=found, schemas={s: candidate_schema(s) for s in schemas})
+    finally:
+        drop_candidates(roles.loader, schemas)

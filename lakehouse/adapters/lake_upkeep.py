@@ -132,3 +132,23 @@ def history(spark: SparkSession, uri: str) -> list[Version]:
 def _rows_written(metrics: dict[str, Any]) -> int | None:
     rows = metrics.get("numOutputRows")  # writes, replaces and merges report it; OPTIMIZE and VACUUM do not
     return None if rows is None else int(rows)
+
+
+def version_at(spark: SparkSession, uri: str, as_of: str) -> int | None:
+    """The table's version ``as_of`` names: a version number as it is; for a timestamp (ISO 8601, UTC unless it
+    says otherwise), the latest version committed at or before it. None when the table had no version by then.
+
+    Unlike Delta's own ``timestampAsOf``, a timestamp after the table's last commit is its latest version, so one
+    timestamp names a consistent state of every table of a layer.
+    """
+    text = as_of.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--as-of {as_of!r}: expected a version number or an ISO 8601 timestamp") from None
+    if moment.tzinfo is not None:  # the session's time zone is UTC: history's timestamps are naive UTC
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    versions = [v.version for v in history(spark, uri) if v.timestamp <= moment]
+    return max(versions) if versions else None

@@ -47,7 +47,17 @@ def cmd_quality(settings: Settings, args: argparse.Namespace) -> ExitCode:
     """Run the Soda scans alone (every layer, or --layer), record them, and gate like a run."""
     started = time.monotonic()
     layers = (args.layer,) if args.layer else LAYERS
-    outcome = pipeline.scan_only(settings, layers, arguments=sys.argv[1:], log_line=lambda line: log.info("%s", line))
+    if args.as_of is not None and args.layer not in ("bronze", "silver"):
+        print("usage error: --as-of needs --layer bronze or --layer silver (gold is not in the lake)", file=sys.stderr)
+        return ExitCode.USAGE
+    outcome = pipeline.scan_only(
+        settings,
+        layers,
+        as_of=args.as_of,
+        arguments=sys.argv[1:],
+        wait_s=args.wait,
+        log_line=lambda line: log.info("%s", line),
+    )
     return finish(outcome, args, seconds=time.monotonic() - started)
 
 

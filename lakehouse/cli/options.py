@@ -94,6 +94,13 @@ def gold_options(cmd: argparse.ArgumentParser) -> None:
 def quality_options(cmd: argparse.ArgumentParser) -> None:
     summary(cmd, gated=False)
     cmd.add_argument("--layer", choices=LAYERS, help="scan one layer only (default: all)")
+    wait(cmd)
+    cmd.add_argument(
+        "--as-of",
+        metavar="VERSION|TIMESTAMP",
+        help="scan a lake layer (--layer bronze or silver) as it was: a version number, or a UTC timestamp "
+        "(each table's latest version then); for audits, nothing published changes",
+    )
 
 
 def generate_options(cmd: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ VACUUM that keep the lake near its current size, a retention window that protect
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.adapters import lake, lake_upkeep
-from lakehouse.errors import UnsafeRetentionError
+from lakehouse.adapters.roles import WarehouseRoles
+from lakehouse.adapters.warehouse import connect
+from lakehouse.bookkeeping import start_run
+from lakehouse.bronze.landing import discover
+from lakehouse.contracts import SILVER
+from lakehouse.errors import ConfigurationError, UnsafeRetentionError
 from lakehouse.maintenance import maintain_lake
-from lakehouse.settings import Settings, load_settings
+from lakehouse.sample import generate
+from lakehouse.settings import PostgresSettings, Settings, load_settings
+from lakehouse.steps import RunOutcome, run_layers, scan_as_of
 
 pytestmark = pytest.mark.integration
 CLUSTER = ("date", "campaign_id")
@@ -135,3 +143,36 @@ def test_history_names_each_versions_operation_rows_and_run(spark: Any, local_la
     assert lake.read_table(spark, uri, as_of="0").count() == 10
     as_of_time = versions[0].timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")
     assert lake.read_table(spark, uri, as_of=as_of_time).count() == 10
+
+
+def test_a_layers_quality_scan_reruns_on_the_lake_as_it_was(
+    spark: Any, settings: Settings, pg_database: PostgresSettings, tmp_path: Path
+) -> None:
+    """``quality --layer silver --as-of``: the scan judges the lake's tables as they were then, not as now, and
+    leaves the published tables and no private schema behind."""
+    generate(tmp_path / "landing", scale=0.01, seed=7, dirty_rate=0.0)
+    files, _ = discover(tmp_path / "landing")
+    built = run_layers(settings, pg_database, layers=("bronze", "silver"), spark=spark, files=files, maintain=False)
+    assert built.ok, built.gate_failures
+    clean = dt.datetime.now(dt.UTC)
+    time.sleep(1.5)
+    uri = lake.table_uri(settings, "silver", "performance")  # then silver is damaged in the lake alone
+    damaged = lake.read_table(spark, uri).withColumn("cost", F.lit(-1).cast("decimal(12,2)")).localCheckpoint()
+    lake.write_table(damaged, uri, mode="replace", cluster_by=SILVER["performance"].cluster_by)
+    roles = WarehouseRoles.single(pg_database)
+
+    then, now = RunOutcome("as-of-then"), RunOutcome("as-of-now")
+    for outcome in (then, now):  # recorded as runs, as `runner.py quality --as-of` does
+        start_run(pg_database, run_id=outcome.run_id, version="test", arguments=["quality", "--as-of"])
+    assert scan_as_of(spark, settings, roles, "silver", clean.isoformat(), then)
+    assert not scan_as_of(spark, settings, roles, "silver", dt.datetime.now(dt.UTC).isoformat(), now)
+
+    assert {r.table_name for r in now.quality[0].failed} == {"silver.performance"}, now.quality[0].failed
+    assert len(then.quality[0].results) == len(now.quality[0].results) > 10
+    with connect(pg_database) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from silver.performance where cost < 0")
+        assert cur.fetchone() == (0,)  # the published table was not touched
+        cur.execute("select count(*) from pg_namespace where nspname like '\\_lakehouse\\_candidate%'")
+        assert cur.fetchone() == (0,)
+    with pytest.raises(ConfigurationError, match="expected a version number or an ISO 8601 timestamp"):
+        scan_as_of(spark, settings, roles, "silver", "last tuesday", RunOutcome("bad"))

@@ -134,3 +134,10 @@ def test_silver_run_and_gold_take_full_refresh_and_only_gold_takes_force() -> No
         assert build_parser().parse_args([command, "--full-refresh"]).full_refresh is True
     with pytest.raises(SystemExit):
         build_parser().parse_args(["silver", "--force"])
+
+
+def test_quality_as_of_needs_a_lake_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["quality", "--as-of", "3"], ["quality", "--layer", "gold", "--as-of", "2026-01-01"]):
+        assert runner.main(argv, base_dir=tmp_path) == runner.ExitCode.USAGE
+        assert "--as-of needs --layer bronze or --layer silver" in capsys.readouterr().err
+    assert not (tmp_path / "lakehouse_data").exists()  # refused before any service started

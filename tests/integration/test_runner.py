@@ -43,7 +43,7 @@ def test_runner_works_on_the_embedded_default_from_any_directory(tmp_path: Path)
     summary = proc.stdout
     for layer, table in [("bronze", "performance"), ("silver", "campaigns"), ("gold", "dbt tests")]:
         assert any(line.startswith(layer) and table in line for line in summary.splitlines()), summary
-    assert "silver reconciles with bronze" in summary
+    assert "silver: audited, then published; it reconciles with bronze for every table" in summary
     assert "gold: dbt build passed" in summary
     for layer in ("bronze", "silver", "gold"):  # a clean sample passes every quality check
         line = next(line for line in summary.splitlines() if line.startswith(f"quality {layer}:"))

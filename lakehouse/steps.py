@@ -130,9 +130,10 @@ def run_layers(
             if layer == "bronze":
                 touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
             elif layer == "silver":
-                if not _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line):
+                published = _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line)
+                if published is None:  # the candidate failed its audit: nothing was published
                     break
-                continue  # the audit was silver's gate
+                touched = published  # verified again as published: nothing may change it on its way in
             else:
                 outcome.blocked = "" if force else _silver_gate_closed(pg)
                 if outcome.blocked:
@@ -237,10 +238,10 @@ def _silver(
     scan: bool,
     full_refresh: bool,
     log_line: LogLine,
-) -> bool:
+) -> list[str] | None:
     """Build silver, write-audit-publish; record the audit (its checks in ``ops.quality_results``, its outcome in
     ``ops.audits``). Soda audits the tables with bronze rows (no delivery yet, nothing to judge). False: the
-    candidate failed its audit and nothing was published.
+    candidate failed its audit and nothing was published; else the published tables with bronze rows.
 
     When no bronze batch completed since the last published silver, nothing is re-classified or re-published
     (a rebuild would give the same rows): unless ``full_refresh``, the step ends at once."""
@@ -255,7 +256,7 @@ def _silver(
             f"silver: no new bronze batch since run {last.run_id}; nothing re-classified or re-published"
             " (--full-refresh rebuilds it)"
         )
-        return True
+        return []
 
     def soda(schemas: Mapping[str, str], tables: Sequence[str]) -> tuple[CheckResult, ...]:
         return scan_layer(pg, "silver", tables=tables, schemas=schemas, log=log_line).results
@@ -278,12 +279,12 @@ def _silver(
         outcome.notes.append(
             f"silver: the candidate failed its audit; nothing was published (ops.audits, run {outcome.run_id})"
         )
-        return False
+        return None
     _record(pg, outcome, report.summary_rows())
     outcome.notes.append(
         "silver: audited, then published; it reconciles with bronze for every table (ops.reconciliation)"
     )
-    return True
+    return [t.table for t in report.tables.values() if t.bronze_rows > 0]
 
 
 def _silver_gate_closed(pg: PostgresSettings) -> str:

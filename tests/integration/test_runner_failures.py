@@ -59,7 +59,8 @@ def test_a_silver_table_altered_behind_the_pipeline_fails_its_gate_and_stops_gol
                 " create trigger tamper before insert on silver.performance for each row execute function tamper()"
             )
 
-        second, _ = _run(["run", "--input", str(tmp_path / "landing")], env, tmp_path)
+        # --full-refresh: with no new bronze batch silver would not be re-published at all (nothing to alter)
+        second, _ = _run(["run", "--full-refresh", "--input", str(tmp_path / "landing")], env, tmp_path)
 
         assert second.returncode == 6, second.stderr[-3000:]
         assert "quality gate failed" in second.stderr

@@ -3,13 +3,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from psycopg2 import sql
 
 from lakehouse.gold import SHADOW_PREFIX
 from lakehouse.settings import PostgresSettings
@@ -20,16 +16,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def warehouse(pg_service: PostgresSettings) -> Iterator[PostgresSettings]:
-    name = f"goldwap_{uuid.uuid4().hex[:12]}"
-    admin = dataclasses.replace(pg_service, database="postgres")
-    run_sql(admin, sql.SQL("create database {}").format(sql.Identifier(name)), autocommit=True)
-    pg = dataclasses.replace(pg_service, database=name)
-    try:
-        create_silver(pg)
-        yield pg
-    finally:
-        run_sql(admin, sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)), autocommit=True)
+def warehouse(pg_database: PostgresSettings) -> PostgresSettings:
+    """A fresh database (conftest's ``pg_database``) holding the hand-made ``silver.*`` dataset."""
+    create_silver(pg_database)
+    return pg_database
 
 
 def _schemas(pg: PostgresSettings) -> set[str]:

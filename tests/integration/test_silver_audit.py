@@ -177,7 +177,12 @@ def test_a_rerun_without_new_bronze_publishes_nothing_and_full_refresh_rebuilds(
     assert audit.run_id == first.run_id
 
     refreshed = run_layers(
-        settings, pg_database, layers=("silver",), spark=spark, full_refresh=True, maintain=False,
+        settings,
+        pg_database,
+        layers=("silver",),
+        spark=spark,
+        full_refresh=True,
+        maintain=False,
         log_line=lambda _: None,
     )
 

@@ -37,6 +37,7 @@ from lakehouse.settings import PostgresSettings
 SCHEMA = OPS_SCHEMA
 RUNS, LOADS, QUALITY = "pipeline_runs", "layer_loads", "quality_results"
 RECONCILIATION, LEDGER, AUDITS = "reconciliation", "loaded_batches", "audits"
+RUN_BALANCE = ("bronze_rows", "silver_rows", "quarantined", "duplicates", "superseded")
 # The columns of a summary row that ops.layer_loads keeps (files and corrupt lines are for the summary only).
 LOAD_COLUMNS = (
     "layer", "table_name", "rows_in", "rows_out", "quarantined", "duplicates", "superseded", "csv_bytes",
@@ -77,6 +78,8 @@ _DDL = {
         bronze_rows bigint not null, silver_rows bigint not null, quarantined bigint not null,
         duplicates bigint not null, superseded bigint not null, reconciled boolean not null,
         checked_at timestamptz not null default now(),
+        run_bronze_rows bigint, run_silver_rows bigint, run_quarantined bigint, run_duplicates bigint,
+        run_superseded bigint,
         primary key (run_id, table_name)""",
     LEDGER: """
         target text not null, batch_id text not null, rows bigint not null,
@@ -112,7 +115,9 @@ class BookkeepingError(LakehouseError):
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Silver's balance for one table: ``bronze_rows = silver_rows + quarantined + duplicates + superseded``."""
+    """Silver's balance for one table: ``bronze_rows = silver_rows + quarantined + duplicates + superseded``, of all
+    bronze history (cumulative); ``run`` is the same balance of the rows the run classified (an incremental run
+    re-classifies the new batches and what they can change; a full rebuild all of them)."""
 
     table_name: str
     bronze_rows: int
@@ -120,6 +125,7 @@ class Reconciliation:
     quarantined: int
     duplicates: int
     superseded: int
+    run: Reconciliation | None = None
 
     @property
     def reconciled(self) -> bool:
@@ -212,10 +218,14 @@ def record_quality(
 def record_reconciliation(pg: PostgresSettings, run_id: str, rows: Iterable[Reconciliation]) -> int:
     """One row per table in ``ops.reconciliation`` (kept if the run already recorded that table)."""
     values = [
-        (run_id, r.table_name, r.bronze_rows, r.silver_rows, r.quarantined, r.duplicates, r.superseded, r.reconciled)
+        (run_id, r.table_name, *_balance(r), r.reconciled and (r.run is None or r.run.reconciled), *_balance(r.run))
         for r in rows
     ]
-    statement = sql.SQL("insert into {} values (%s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing")
+    statement = sql.SQL(
+        "insert into {} (run_id, table_name, bronze_rows, silver_rows, quarantined, duplicates, superseded, reconciled,"
+        " run_bronze_rows, run_silver_rows, run_quarantined, run_duplicates, run_superseded)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing"
+    )
     with _transaction(pg, f"recording the reconciliation of run {run_id}") as cur:
         _create_tables(cur)
         cur.executemany(statement.format(sql.Identifier(SCHEMA, RECONCILIATION)), values)
@@ -249,17 +259,44 @@ def record_audit(
         cur.execute(statement, (run_id, layer, not failed_checks, list(failed_checks), sorted(batches)))
 
 
-def last_audit(pg: PostgresSettings, layer: str) -> Audit | None:
-    """The latest audit of ``layer`` (its gate state), or None when it was never audited."""
+def last_audit(pg: PostgresSettings, layer: str, *, passed: bool = False) -> Audit | None:
+    """The latest audit of ``layer`` (its gate state; with ``passed``, the latest that passed: what is published),
+    or None when there is none."""
     query = sql.SQL(
-        "select run_id, layer, passed, failed_checks, audited_at, batches from {} where layer = %s"
+        "select run_id, layer, passed, failed_checks, audited_at, batches from {} where layer = %s{}"
         " order by audited_at desc limit 1"
-    ).format(sql.Identifier(SCHEMA, AUDITS))
+    ).format(sql.Identifier(SCHEMA, AUDITS), sql.SQL(" and passed") if passed else sql.SQL(""))
     with _transaction(pg, f"reading the last {layer} audit") as cur:
         _create_tables(cur)
         cur.execute(query, (layer,))
         row = cur.fetchone()
     return Audit(row[0], row[1], row[2], tuple(row[3]), row[4], tuple(row[5])) if row else None
+
+
+def _balance(r: Reconciliation | None) -> tuple[int | None, ...]:
+    """Its five counts (five nulls for no balance)."""
+    return (r.bronze_rows, r.silver_rows, r.quarantined, r.duplicates, r.superseded) if r else (None,) * 5
+
+
+def passed_runs(pg: PostgresSettings, layer: str) -> set[str]:
+    """The runs whose ``layer`` candidate passed its audit (and was published)."""
+    query = sql.SQL("select run_id from {} where layer = %s and passed").format(sql.Identifier(SCHEMA, AUDITS))
+    with _transaction(pg, f"reading the passed {layer} audits") as cur:
+        _create_tables(cur)
+        cur.execute(query, (layer,))
+        return {row[0] for row in cur.fetchall()}
+
+
+def reconciliation_of(pg: PostgresSettings, run_id: str) -> dict[str, Reconciliation]:
+    """The cumulative balance per table that run ``run_id`` recorded (empty when it recorded none)."""
+    query = sql.SQL(
+        "select table_name, bronze_rows, silver_rows, quarantined, duplicates, superseded from {} where run_id = %s"
+    ).format(sql.Identifier(SCHEMA, RECONCILIATION))
+    with _transaction(pg, f"reading the reconciliation of run {run_id}") as cur:
+        _create_tables(cur)
+        cur.execute(query, (run_id,))
+        rows = cur.fetchall()
+    return {name: Reconciliation(name, int(b), int(s), int(q), int(d), int(u)) for name, b, s, q, d, u in rows}
 
 
 def ensure_ledger(cur: cursor) -> None:
@@ -298,18 +335,26 @@ def _create_tables(cur: cursor) -> None:
     for table, columns in _DDL.items():
         body = sql.SQL(columns).format(runs=runs)  # the DDL text is a constant of this module, never user input
         cur.execute(sql.SQL("create table if not exists {} ({})").format(sql.Identifier(SCHEMA, table), body))
-    # Tables created before dbt's tests were recorded lack the column that tells them from Soda's checks. Look
-    # first: `alter table` takes an exclusive lock even when the column exists.
+    # Tables created before dbt's tests were recorded lack the column that tells them from Soda's checks, and
+    # reconciliations recorded before incremental silver the run's own balance. Look first: `alter table` takes an
+    # exclusive lock even when the column exists.
+    added = {
+        (QUALITY, "source"): "text not null default 'soda'",
+        **{(RECONCILIATION, f"run_{name}"): "bigint" for name in RUN_BALANCE},
+    }
     cur.execute(
-        "select 1 from information_schema.columns where table_schema = %s and table_name = %s and column_name = %s",
-        (SCHEMA, QUALITY, "source"),
+        "select table_name, column_name from information_schema.columns where table_schema = %s"
+        " and table_name = any(%s)",
+        (SCHEMA, [QUALITY, RECONCILIATION]),
     )
-    if cur.fetchone() is None:
-        cur.execute(
-            sql.SQL("alter table {} add column if not exists source text not null default 'soda'").format(
-                sql.Identifier(SCHEMA, QUALITY)
+    present = set(cur.fetchall())
+    for (table, column), definition in added.items():
+        if (table, column) not in present:
+            cur.execute(
+                sql.SQL("alter table {} add column if not exists {} {}").format(
+                    sql.Identifier(SCHEMA, table), sql.Identifier(column), sql.SQL(definition)
+                )
             )
-        )
 
 
 @contextlib.contextmanager

@@ -157,6 +157,9 @@ BRONZE_METADATA = (
     Column("_source_file", "string", required=True, description="landing file name"),
     Column("ingest_date", "date", required=True, description="partition column (UTC date of the run)"),
 )
+# A null raw text as incremental silver matches quarantine rows by their raw key texts (PostgreSQL text cannot
+# hold NUL; a raw "\x01" types to null as a missing value does, so the two may share it).
+NO_TEXT = "\x01"
 LINEAGE = (
     Column("_batch_id", "string", required=True),
     Column("_source_file", "string", required=True),

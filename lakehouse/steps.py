@@ -48,7 +48,14 @@ from lakehouse.quality import CheckResult, LayerQuality, scan_layer
 from lakehouse.report import Storage, SummaryRow
 from lakehouse.runreport import gather, publish_report
 from lakehouse.settings import PostgresSettings, Settings
-from lakehouse.silver.layer import AuditFailedError, SilverReport, build_silver
+from lakehouse.silver.layer import (
+    AuditFailedError,
+    Published,
+    SilverReport,
+    build_silver,
+    published_base,
+    update_silver,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -262,10 +269,22 @@ def _silver(
         return scan_layer(pg, "silver", tables=tables, schemas=schemas, log=log_line).results
 
     started = time.perf_counter()
+    base = "--full-refresh" if full_refresh else published_base(spark, settings, pg)
+    checks = soda if scan else None
     try:
-        report: SilverReport = build_silver(
-            spark, settings, pg, run_id=outcome.run_id, processed_at=now, audit=soda if scan else None
-        )
+        if isinstance(base, Published):
+            report: SilverReport = update_silver(
+                spark, settings, pg, run_id=outcome.run_id, processed_at=now, base=base, audit=checks
+            )
+            run = [t.run for t in report.tables.values() if t.run is not None]
+            outcome.notes.append(
+                f"silver: incremental on run {base.run_id}: re-classified "
+                + ", ".join(f"{r.table_name} {r.bronze_rows}" for r in run)
+                + " bronze rows (the new batches and the earlier rows they can change)"
+            )
+        else:
+            outcome.notes.append(f"silver: rebuilt from all bronze history ({base})")
+            report = build_silver(spark, settings, pg, run_id=outcome.run_id, processed_at=now, audit=checks)
     except AuditFailedError as exc:
         report = exc.report
         outcome.unpublished = ("silver", "quarantine")

@@ -31,6 +31,7 @@ from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import provide
 from lakehouse.services.minio import find_minio_binary, pipeline_policy
 from lakehouse.settings import PostgresSettings, S3Settings, Secret, Settings, load_settings
+from tests.databases import fresh_database
 
 
 def _load_hypothesis_profile() -> None:
@@ -222,18 +223,8 @@ def pg_schema(pg_service: PostgresSettings) -> Iterator[str]:
 @pytest.fixture
 def pg_database(pg_service: PostgresSettings) -> Iterator[PostgresSettings]:
     """A fresh, uniquely named database (for code that uses fixed schema names: bronze, silver, core…)."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = dataclasses.replace(pg_service, database="postgres")
-    conn = psycopg2.connect(**admin.connect_kwargs())
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-        yield dataclasses.replace(pg_service, database=name)
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-    finally:
-        conn.close()
+    with fresh_database(pg_service) as database:
+        yield database
 
 
 @pytest.fixture

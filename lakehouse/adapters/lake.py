@@ -23,7 +23,7 @@ from lakehouse.adapters.objectstore import bucket_of, ensure_bucket
 from lakehouse.settings import LAKE_LAYERS, Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 _TXN_VERSION = 0  # one Delta transaction "application" per idempotency key, written once
 
@@ -108,6 +108,40 @@ def write_table(
     if after == before:
         return WriteResult(False, after)
     return WriteResult(True, after, int(metrics.get("numFiles", 0)), int(metrics.get("numOutputBytes", 0)))
+
+
+def replace_matching(
+    inserts: DataFrame, uri: str, *, deletes: DataFrame, match: Sequence[tuple[str, Any]]
+) -> WriteResult:
+    """In one commit, delete the rows of the Delta table at ``uri`` that match a row of ``deletes`` and add
+    ``inserts`` (the table's columns). ``match`` pairs each column of ``deletes`` (distinct rows) with the Spark
+    column of a target row it must equal, e.g. ``("_key", F.col("campaign_id"))``; a target row matches a
+    ``deletes`` row when every pair is equal. Nothing to delete and nothing to insert commits nothing."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    spark = inserts.sparkSession
+    before = table_version(spark, uri)
+    marked = deletes.select(*(F.col(name).alias(f"_delete_{name}") for name, _ in match))
+    source = inserts.unionByName(marked, allowMissingColumns=True)  # an insert has null marks: it matches nothing
+    target = DeltaTable.forPath(spark, uri).alias("t")
+    condition = None
+    for name, column in match:
+        equal = column == F.col(f"s._delete_{name}")
+        condition = equal if condition is None else condition & equal
+    assert condition is not None, "match names at least one column"
+    inserted: dict[str, str | Column] = {c: F.col(f"s.`{c}`") for c in inserts.columns}
+    first_mark = F.col(f"s._delete_{match[0][0]}")
+    (
+        target.merge(source.alias("s"), condition)
+        .whenMatchedDelete()
+        .whenNotMatchedInsert(condition=first_mark.isNull(), values=inserted)
+        .execute()
+    )
+    after, metrics = _latest_commit(spark, uri)
+    if after == before:
+        return WriteResult(False, after)
+    return WriteResult(True, after, int(metrics.get("numTargetFilesAdded", 0)), int(metrics.get("numOutputBytes", 0)))
 
 
 def _clustered(df: DataFrame, cluster_by: Sequence[str]) -> DataFrame:

@@ -129,6 +129,26 @@ def history(spark: SparkSession, uri: str) -> list[Version]:
     return [Version(int(r[0]), r[1], str(r[2]), _rows_written(r[3] or {}), r[4] or None) for r in rows]
 
 
+UPKEEP_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END")
+
+
+def last_writer(spark: SparkSession, uri: str, *, depth: int = 20) -> str | None:
+    """The run id of the latest commit that changed the table's rows (upkeep commits are skipped), looking back
+    ``depth`` commits; None when there is none or it carries no run id."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    row = (
+        DeltaTable.forPath(spark, uri)
+        .history(depth)
+        .where(~F.col("operation").isin(*UPKEEP_OPERATIONS))
+        .orderBy(F.col("version").desc())
+        .select("userMetadata")
+        .first()
+    )
+    return (row[0] or None) if row else None
+
+
 def _rows_written(metrics: dict[str, Any]) -> int | None:
     rows = metrics.get("numOutputRows")  # writes, replaces and merges report it; OPTIMIZE and VACUUM do not
     return None if rows is None else int(rows)

@@ -1,6 +1,9 @@
-"""Building the Silver layer, write-audit-publish: classify every completed bronze row, write the six silver and
-quarantine tables as an unpublished candidate, audit it (reconciliation, then the caller's checks), and only then
-publish it to PostgreSQL (one transaction) and to the lake (one Delta commit per table)."""
+"""Building the Silver layer, write-audit-publish: classify bronze rows, write the six silver and quarantine tables
+(or, incrementally, their changes) as an unpublished candidate, audit it (reconciliation, then the caller's checks),
+and only then publish it to PostgreSQL (one transaction) and to the lake (one Delta commit per table).
+
+:func:`build_silver` rebuilds from every completed bronze batch (``--full-refresh``, or when nothing publishable
+is known); :func:`update_silver` re-classifies only what the new batches can change."""
 
 from __future__ import annotations
 
@@ -8,22 +11,50 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from lakehouse.adapters import lake
+from lakehouse.adapters.lake_upkeep import last_writer
 from lakehouse.adapters.loader import TableLoad, load_many
-from lakehouse.adapters.publish import PublishPolicy, candidate_schema, drop_candidates, publish_candidates
-from lakehouse.bookkeeping import Reconciliation, record_reconciliation
+from lakehouse.adapters.publish import (
+    Change,
+    PublishPolicy,
+    candidate_rows,
+    candidate_schema,
+    drop_candidates,
+    publish_candidates,
+    publish_changes,
+    stage_changes,
+)
+from lakehouse.adapters.warehouse import existing_tables
+from lakehouse.bookkeeping import Reconciliation, last_audit, passed_runs, reconciliation_of, record_reconciliation
 from lakehouse.bronze.ingest_log import completed_batches
 from lakehouse.bronze.layer import read_bronze
-from lakehouse.contracts import SILVER, TABLES, quarantine_table
+from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, quarantine_table
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.scan import CheckResult
 from lakehouse.report import SummaryRow
+from lakehouse.rules import FOREIGN_KEYS, foreign_key
 from lakehouse.settings import PostgresSettings, Settings
-from lakehouse.silver.transforms import DUPLICATE, OUTCOMES, SUPERSEDED, classify, quarantine_rows, silver_rows, tally
+from lakehouse.silver.transforms import (
+    DUPLICATE,
+    OUTCOMES,
+    SUPERSEDED,
+    changed_keys,
+    classify,
+    keys_touched,
+    match_texts,
+    quarantine_rows,
+    rows_of_keys,
+    rows_of_parents,
+    silver_rows,
+    tally,
+    typed_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +90,17 @@ class SilverTableReport:
     by_rule: dict[str, int] = field(default_factory=dict)
     parquet_bytes: int = 0
     seconds: float = 0.0
+    run: Reconciliation | None = None  # an incremental run: the balance of the rows it re-classified
 
     @property
     def reconciled(self) -> bool:
-        return self.bronze_rows == self.silver_rows + self.quarantined + self.duplicates + self.superseded
+        return self.reconciliation().reconciled and (self.run is None or self.run.reconciled)
 
     def reconciliation(self) -> Reconciliation:
         return Reconciliation(
-            self.table, self.bronze_rows, self.silver_rows, self.quarantined, self.duplicates, self.superseded
-        )
+            self.table, self.bronze_rows, self.silver_rows, self.quarantined, self.duplicates, self.superseded,
+            self.run,
+        )  # fmt: skip
 
 
 @dataclass
@@ -91,7 +124,7 @@ class SilverReport:
                 "pass" if t.reconciled else "fail",
                 float(t.bronze_rows - t.silver_rows - t.quarantined - t.duplicates - t.superseded),
                 f"bronze {t.bronze_rows}, silver {t.silver_rows}, quarantined {t.quarantined}, "
-                f"duplicates {t.duplicates}, superseded {t.superseded}",
+                f"duplicates {t.duplicates}, superseded {t.superseded}" + (_run_balance(t.run) if t.run else ""),
             )
             for t in self.tables.values()
         ]
@@ -120,10 +153,17 @@ class SilverReport:
         if broken:
             details = "; ".join(
                 f"{t.table}: bronze {t.bronze_rows} != silver {t.silver_rows} + quarantined {t.quarantined} + "
-                f"duplicates {t.duplicates} + superseded {t.superseded}"
+                f"duplicates {t.duplicates} + superseded {t.superseded}" + (_run_balance(t.run) if t.run else "")
                 for t in broken
             )
             raise ReconciliationError(self, f"silver does not reconcile with bronze ({details}); nothing was published")
+
+
+def _run_balance(run: Reconciliation) -> str:
+    return (
+        f" (this run re-classified {run.bronze_rows}: silver {run.silver_rows}, quarantined {run.quarantined}, "
+        f"duplicates {run.duplicates}, superseded {run.superseded})"
+    )
 
 
 def build_silver(
@@ -206,6 +246,11 @@ def _write_and_audit(report: SilverReport, loads: list[TableLoad], pg: PostgresS
         else:
             entry.quarantined = result.rows
     report.warehouse_seconds = time.monotonic() - started
+    _audit(report, pg, audit)
+
+
+def _audit(report: SilverReport, pg: PostgresSettings, audit: Audit | None) -> None:
+    """Record the reconciliation, run ``audit`` on the candidate schemas; raise when anything failed."""
     record_reconciliation(pg, report.run_id, [t.reconciliation() for t in report.tables.values()])
     results = [*report.reconciliation_checks()]
     touched = [t.table for t in report.tables.values() if t.bronze_rows > 0]
@@ -226,3 +271,257 @@ def _counts(classified: DataFrame) -> tuple[dict[str, int], dict[str, int]]:
         if row["_rule"] is not None:
             by_rule[row["_rule"]] = by_rule.get(row["_rule"], 0) + int(row["broken"])
     return outcomes, by_rule
+
+
+# Incremental silver.
+#
+# A row's outcome depends on nothing but the bronze rows of its key (validity, versions in its batch, the latest
+# valid batch) and, for a child, on whether its foreign key is a key of the final parent silver. So a run
+# re-classifies, per table: every row of the new batches; every earlier row of a key those rows touch; and every
+# earlier row whose parent key came into or went out of the parent's silver (its orphan rule may flip). Every other
+# row keeps its outcome, so the published rows of the other keys stay as they are. A key never seen before has no
+# earlier row: a superseded or duplicate row always shares its key with a silver row, so the keys of the published
+# silver and quarantine tell which touched keys need the earlier batches read at all.
+
+
+@dataclass(frozen=True)
+class Published:
+    """What silver was last published from: the run, its bronze batches and its cumulative balance per table."""
+
+    run_id: str
+    batches: tuple[str, ...]
+    balance: Mapping[str, Reconciliation]
+
+
+def published_base(spark: SparkSession, settings: Settings, pg: PostgresSettings) -> Published | str:
+    """The published silver an incremental run can build on, or why it cannot (then a full rebuild is due).
+
+    It can when the last passed audit recorded its batches and balance, those batches are still complete, every
+    silver and quarantine table exists in both stores, and each Delta table's latest write is by a run whose
+    audit passed (a run that died between its publish and its audit leaves a write by another run: rebuild)."""
+    last = last_audit(pg, "silver", passed=True)
+    if last is None or not last.batches:
+        return "silver was never published with its batches recorded"
+    balance = reconciliation_of(pg, last.run_id)
+    if set(balance) != set(TABLES):
+        return f"run {last.run_id} recorded no reconciliation for every table"
+    if not set(last.batches) <= set(completed_batches(spark, settings)):
+        return f"bronze no longer holds every batch silver was built from in run {last.run_id}"
+    for schema in CANDIDATE_LAYERS:
+        if existing_tables(pg, schema, list(TABLES)) != list(TABLES):
+            return f"a {schema} table is missing in PostgreSQL"
+    passed = passed_runs(pg, "silver")
+    for schema in CANDIDATE_LAYERS:
+        for table in TABLES:
+            uri = lake.table_uri(settings, schema, table)
+            if lake.table_version(spark, uri) is None:
+                return f"the lake has no {schema}/{table}"
+            writer = last_writer(spark, uri)
+            if writer not in passed:
+                return f"{schema}/{table} was last written by run {writer}, whose silver audit did not pass"
+    return Published(last.run_id, tuple(last.batches), balance)
+
+
+@dataclass
+class _Increment:
+    """One table's re-classification: what a run deletes from and inserts into its silver and quarantine."""
+
+    table: str
+    fresh: DataFrame  # rows of the new batches
+    earlier: DataFrame  # rows of earlier batches re-classified
+    keys: DataFrame  # every key re-classified (``_key``)
+    seen: DataFrame  # those with rows in earlier batches (``_key``)
+    silver: DataFrame  # silver rows of the re-classified keys
+    quarantine: DataFrame  # quarantine rows of the re-classified rows
+    matches: DataFrame  # quarantine match texts of the earlier rows (``_match_key``, ``_match_fk``)
+    has_seen: bool
+    earlier_rows: int
+
+
+def update_silver(
+    spark: SparkSession,
+    settings: Settings,
+    pg: PostgresSettings,
+    *,
+    run_id: str,
+    processed_at: dt.datetime,
+    base: Published,
+    audit: Audit | None = None,
+) -> SilverReport:
+    """Bring the published silver (``base``) up to every completed bronze batch, write-audit-publish, re-classifying
+    only what the new batches can change (see the comment above :class:`Published`).
+
+    The candidate is the change: per table, the rows to insert and what identifies the rows to delete, loaded into
+    the candidate schemas, where a view shows each table as the change would leave it; the audit (reconciliation,
+    cumulative and of the run, then ``audit``) reads the views. Then one PostgreSQL transaction applies the six
+    changes and one Delta commit per table does (a MERGE; an append when no earlier row changed).
+
+    Raises:
+        AuditFailedError, PublishTimeoutError: as :func:`build_silver`; nothing was published.
+    """
+    batches = completed_batches(spark, settings)
+    new = [b for b in batches if b not in set(base.batches)]
+    report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES}, batches=tuple(batches))
+
+    def cache(frame: DataFrame) -> DataFrame:
+        """Materialize (small) intermediate results: each later plan starts from them, so plans stay small."""
+        return frame.localCheckpoint(eager=True)
+
+    increments: list[_Increment] = []
+    parent_after: DataFrame | None = None  # the parent's silver keys after this run (its key column)
+    parent_changed: DataFrame | None = None  # parent keys that came or went (``_key``); None: none did
+    try:
+        for index, table in enumerate(TABLES, start=1):
+            log.info("silver: table %d/%d, %s (incremental)", index, len(TABLES), table, extra={"progress": True})
+            started = time.monotonic()
+            key = SILVER[table].key[0]
+            fk = foreign_key(table)
+            fresh = cache(read_bronze(spark, settings, table, new))
+            history = read_bronze(spark, settings, table, list(base.batches))
+            keys = keys_touched(fresh, table)
+            moved_orphans = None
+            if fk is not None and parent_changed is not None:
+                moved = rows_of_parents(history, table, parent_changed)
+                keys = keys.unionByName(keys_touched(moved, table)).distinct()
+                moved_orphans = moved.where(typed_key(table).isNull())
+            keys = cache(keys)
+            silver_uri = lake.table_uri(settings, "silver", table)
+            quarantine_uri = lake.table_uri(settings, "quarantine", table)
+            known = (
+                lake.read_table(spark, silver_uri)
+                .select(F.col(key).alias("_key"))
+                .unionByName(lake.read_table(spark, quarantine_uri).select(typed_key(table).alias("_key")))
+            )
+            seen = cache(known.join(F.broadcast(keys), "_key", "left_semi").distinct())
+            has_seen = seen.count() > 0
+            earlier = rows_of_keys(history, table, seen) if has_seen else history.limit(0)
+            if moved_orphans is not None:
+                earlier = earlier.unionByName(moved_orphans)
+            earlier = cache(earlier)
+            parent_before = None
+            if fk is not None:
+                parent_key = SILVER[fk.parent].key[0]
+                parent_before = lake.read_table(spark, lake.table_uri(settings, "silver", fk.parent)).select(parent_key)
+            classified = cache(classify(fresh.unionByName(earlier), table, parent_after))
+            before = classify(earlier, table, parent_before)
+            entry = report.tables[table]
+            fresh_rows, earlier_rows = fresh.count(), earlier.count()
+            now_counts, entry.by_rule = _counts(classified)
+            then_counts, _ = _counts(before)
+            previous = base.balance[table]
+            entry.bronze_rows = previous.bronze_rows + fresh_rows
+            entry.duplicates = previous.duplicates - then_counts[DUPLICATE] + now_counts[DUPLICATE]
+            entry.superseded = previous.superseded - then_counts[SUPERSEDED] + now_counts[SUPERSEDED]
+            entry.run = Reconciliation(
+                table, fresh_rows + earlier_rows, 0, 0, now_counts[DUPLICATE], now_counts[SUPERSEDED]
+            )  # silver and quarantined: the rows loaded, below
+            good = cache(silver_rows(classified, table, processed_at=processed_at))
+            increments.append(
+                _Increment(
+                    table, fresh, earlier, keys, seen, good,
+                    quarantine_rows(classified, table, processed_at=processed_at), match_texts(earlier, table),
+                    has_seen, earlier_rows,
+                )
+            )  # fmt: skip
+            if any(f.parent == table for f in FOREIGN_KEYS):  # a parent: its keys after the run, which came or went
+                published_keys = lake.read_table(spark, silver_uri).select(F.col(key).alias("_key"))
+                before_keys = published_keys.join(F.broadcast(keys), "_key", "left_semi")
+                changed = cache(changed_keys(before_keys, good.select(F.col(key).alias("_key"))))
+                parent_changed = changed if changed.count() > 0 else None
+                parent_after = cache(
+                    published_keys.join(F.broadcast(keys), "_key", "left_anti")
+                    .unionByName(good.select(F.col(key).alias("_key")))
+                    .withColumnRenamed("_key", key)
+                )
+            entry.seconds = time.monotonic() - started
+            log.info(
+                "silver/%s: %d new bronze rows, %d earlier re-classified -> %s", table, fresh_rows, earlier_rows,
+                now_counts,
+            )  # fmt: skip
+        changes = _stage_increments(report, increments, pg, new)
+        _audit(report, pg, audit)
+        started = time.monotonic()
+        publish_changes(pg, changes, policy=PublishPolicy.of(settings))
+        report.warehouse_seconds += time.monotonic() - started
+        for item in increments:  # the lake follows the warehouse, as in build_silver
+            started = time.monotonic()
+            entry = report.tables[item.table]
+            assert entry.run is not None
+            entry.parquet_bytes += _merge_lake(settings, item, entry.run).bytes
+            entry.seconds += time.monotonic() - started
+    finally:
+        drop_candidates(pg, CANDIDATE_LAYERS)
+    return report
+
+
+def _stage_increments(
+    report: SilverReport, increments: list[_Increment], pg: PostgresSettings, new: Sequence[str]
+) -> list[Change]:
+    """Load every change into the candidate schemas, stage its views, and complete the balances from them."""
+    started = time.monotonic()
+    loads: list[TableLoad] = []
+    changes: list[Change] = []
+    silver_schema, quarantine_schema = (candidate_schema(s) for s in CANDIDATE_LAYERS)
+    for item in increments:
+        contract, rejected = SILVER[item.table], quarantine_table(item.table)
+        key = contract.column(contract.key[0])
+        fk = foreign_key(item.table)
+        silver_change = Change("silver", contract, (("_key", key.name),))
+        quarantine_change = Change(
+            "quarantine", rejected, (("_match_key", key.name), ("_match_fk", fk.column if fk else None)),
+            null_as=NO_TEXT, batches=tuple(new),
+        )  # fmt: skip
+        loads += [
+            TableLoad(item.silver, replace(contract, name=silver_change.inserts), silver_schema),
+            TableLoad(item.keys, Table(silver_change.deletes, (Column("_key", key.type),)), silver_schema),
+            TableLoad(item.quarantine, replace(rejected, name=quarantine_change.inserts), quarantine_schema),
+            TableLoad(
+                item.matches,
+                Table(quarantine_change.deletes, (Column("_match_key"), Column("_match_fk"))),
+                quarantine_schema,
+            ),
+        ]
+        changes += [silver_change, quarantine_change]
+    results = load_many(loads, pg, mode="replace")
+    stage_changes(pg, changes)
+    totals = candidate_rows(pg, changes)
+    for index, item in enumerate(increments):
+        entry = report.tables[item.table]
+        inserted_silver, inserted_quarantine = results[4 * index].rows, results[4 * index + 2].rows
+        assert entry.run is not None
+        entry.run = replace(entry.run, silver_rows=inserted_silver, quarantined=inserted_quarantine)
+        entry.silver_rows = totals[f"silver.{item.table}"]
+        entry.quarantined = totals[f"quarantine.{item.table}"]
+    report.warehouse_seconds = time.monotonic() - started
+    return changes
+
+
+def _merge_lake(settings: Settings, item: _Increment, run: Reconciliation) -> lake.WriteResult:
+    """One Delta commit per table and layer: a MERGE when earlier rows changed, else an append of the new rows
+    (none when there is nothing to add). Returns the silver table's write."""
+    results = []
+    for schema, inserts, rows, deletes, changed, match, contract in (
+        ("silver", item.silver, run.silver_rows, item.seen, item.has_seen,
+         [("_key", F.col(f"t.`{SILVER[item.table].key[0]}`"))], SILVER[item.table]),
+        ("quarantine", item.quarantine, run.quarantined, item.matches, item.earlier_rows > 0,
+         _quarantine_match(item.table), quarantine_table(item.table)),
+    ):  # fmt: skip
+        uri = lake.table_uri(settings, schema, item.table)
+        if changed:
+            results.append(lake.replace_matching(inserts, uri, deletes=deletes, match=match))
+        elif rows:
+            results.append(
+                lake.write_table(
+                    inserts, uri, mode="append", partition_by=contract.partition_by, cluster_by=contract.cluster_by
+                )
+            )
+        else:
+            results.append(lake.WriteResult(False, None))
+    return results[0]
+
+
+def _quarantine_match(table: str) -> list[tuple[str, SparkColumn]]:
+    fk = foreign_key(table)
+    key = F.coalesce(F.col(f"t.`{SILVER[table].key[0]}`"), F.lit(NO_TEXT))
+    parent = F.coalesce(F.col(f"t.`{fk.column}`"), F.lit(NO_TEXT)) if fk else F.lit(NO_TEXT)
+    return [("_match_key", key), ("_match_fk", parent)]

@@ -19,9 +19,9 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.contracts import SILVER, SOURCE_COLUMNS, quarantine_table, source_columns
+from lakehouse.contracts import NO_TEXT, SILVER, SOURCE_COLUMNS, quarantine_table, source_columns
 from lakehouse.rules import foreign_key
-from lakehouse.silver.validation import reasons, typed_struct
+from lakehouse.silver.validation import reasons, typed, typed_struct
 
 SILVER_ROW, QUARANTINED, DUPLICATE, SUPERSEDED = "silver", "quarantined", "duplicate", "superseded"
 OUTCOMES = (SILVER_ROW, QUARANTINED, DUPLICATE, SUPERSEDED)
@@ -117,3 +117,56 @@ def tally(classified: DataFrame) -> DataFrame:
     return exploded.groupBy("_outcome", "_rule").agg(
         F.count(F.when(first, F.lit(1))).alias("rows"), F.count("_rule").alias("broken")
     )
+
+
+# Incremental silver (see :mod:`lakehouse.silver.layer`): a row's outcome depends only on the bronze rows of its
+# key and on whether its foreign key is a silver key of the parent, so re-classifying every row of the keys a
+# batch touches (and the rows whose parent key came or went) gives what a rebuild from all history gives.
+
+
+def typed_key(table: str) -> SparkColumn:
+    """The typed primary key of a row holding ``table``'s raw columns (bronze or quarantine); null if unparseable."""
+    key = SILVER[table].column(SILVER[table].key[0])
+    return typed(key).cast(key.spark_type)
+
+
+def typed_foreign_key(table: str) -> SparkColumn | None:
+    """The typed foreign key of a row holding ``table``'s raw columns, or None when ``table`` has no parent."""
+    fk = foreign_key(table)
+    if fk is None:
+        return None
+    column = SILVER[table].column(fk.column)
+    return typed(column).cast(column.spark_type)
+
+
+def match_texts(rows: DataFrame, table: str) -> DataFrame:
+    """Distinct ``(_match_key, _match_fk)`` of bronze ``rows``: what their quarantine rows are matched by."""
+    fk = foreign_key(table)
+    raw_fk = F.col(fk.column) if fk else F.lit(None).cast("string")
+    return rows.select(
+        F.coalesce(F.col(SILVER[table].key[0]), F.lit(NO_TEXT)).alias("_match_key"),
+        F.coalesce(raw_fk, F.lit(NO_TEXT)).alias("_match_fk"),
+    ).distinct()
+
+
+def keys_touched(rows: DataFrame, table: str) -> DataFrame:
+    """Distinct typed keys (column ``_key``) of bronze ``rows``, nulls left out."""
+    return rows.select(typed_key(table).alias("_key")).where(F.col("_key").isNotNull()).distinct()
+
+
+def rows_of_keys(bronze: DataFrame, table: str, keys: DataFrame) -> DataFrame:
+    """The rows of ``bronze`` whose typed key is one of ``keys`` (column ``_key``)."""
+    return bronze.join(F.broadcast(keys), typed_key(table) == F.col("_key"), "left_semi")
+
+
+def rows_of_parents(bronze: DataFrame, table: str, parent_keys: DataFrame) -> DataFrame:
+    """The rows of ``bronze`` whose typed foreign key is one of ``parent_keys`` (column ``_key``)."""
+    fk = typed_foreign_key(table)
+    if fk is None:
+        raise ValueError(f"{table} has no parent")
+    return bronze.join(F.broadcast(parent_keys), fk == F.col("_key"), "left_semi")
+
+
+def changed_keys(before: DataFrame, after: DataFrame) -> DataFrame:
+    """Keys (``_key``) in exactly one of ``before`` and ``after``: the parents that came or went."""
+    return before.exceptAll(after).unionByName(after.exceptAll(before)).distinct()

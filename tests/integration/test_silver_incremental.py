@@ -87,7 +87,7 @@ STORY = [
 
 
 @settings(
-    max_examples=4,
+    max_examples=3,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @example(batches=STORY)

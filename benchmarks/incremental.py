@@ -49,9 +49,20 @@ def main(argv: list[str] | None = None) -> int:
                 files = discover(landing)[0] if landing else []
                 started = time.perf_counter()
                 outcome: RunOutcome = run_layers(
-                    settings, roles, layers=layers, spark=spark, files=files, full_refresh=full_refresh, log_line=print
-                )
+                    settings,
+                    roles,
+                    layers=layers,
+                    spark=spark,
+                    files=files,
+                    full_refresh=full_refresh,
+                    maintain=False,
+                    log_line=print,
+                )  # no lake maintenance: it is not silver's cost
                 seconds = time.perf_counter() - started
+                for note in outcome.notes:
+                    print(f"  {note}")
+                for row in outcome.summary:
+                    print(f"  {row.layer} {row.table_name}: {row.seconds:.1f} s")
                 if outcome.status != "succeeded":
                     raise SystemExit(f"{layers} failed: {outcome.gate_failures}")
                 return seconds

@@ -376,7 +376,7 @@ def update_silver(
             started = time.monotonic()
             key = SILVER[table].key[0]
             fk = foreign_key(table)
-            fresh = cache(read_bronze(spark, settings, table, new))
+            fresh = read_bronze(spark, settings, table, new)
             history = read_bronze(spark, settings, table, list(base.batches))
             keys = keys_touched(fresh, table)
             moved_orphans = None
@@ -397,7 +397,9 @@ def update_silver(
             earlier = rows_of_keys(history, table, seen) if has_seen else history.limit(0)
             if moved_orphans is not None:
                 earlier = earlier.unionByName(moved_orphans)
-            earlier = cache(earlier)
+            reread = has_seen or moved_orphans is not None  # else no earlier row: nothing to read or classify
+            if reread:
+                earlier = cache(earlier)
             parent_before = None
             if fk is not None:
                 parent_key = SILVER[fk.parent].key[0]
@@ -405,9 +407,10 @@ def update_silver(
             classified = cache(classify(fresh.unionByName(earlier), table, parent_after))
             before = classify(earlier, table, parent_before)
             entry = report.tables[table]
-            fresh_rows, earlier_rows = fresh.count(), earlier.count()
-            now_counts, entry.by_rule = _counts(classified)
-            then_counts, _ = _counts(before)
+            now_counts, entry.by_rule = _counts(classified)  # every row has one outcome: the sums are row counts
+            then_counts = _counts(before)[0] if reread else dict.fromkeys(OUTCOMES, 0)
+            earlier_rows = sum(then_counts.values())
+            fresh_rows = sum(now_counts.values()) - earlier_rows
             previous = base.balance[table]
             entry.bronze_rows = previous.bronze_rows + fresh_rows
             entry.duplicates = previous.duplicates - then_counts[DUPLICATE] + now_counts[DUPLICATE]

@@ -327,8 +327,6 @@ class _Increment:
     """One table's re-classification: what a run deletes from and inserts into its silver and quarantine."""
 
     table: str
-    fresh: DataFrame  # rows of the new batches
-    earlier: DataFrame  # rows of earlier batches re-classified
     keys: DataFrame  # every key re-classified (``_key``)
     seen: DataFrame  # those with rows in earlier batches (``_key``)
     silver: DataFrame  # silver rows of the re-classified keys
@@ -370,6 +368,7 @@ def update_silver(
     increments: list[_Increment] = []
     parent_after: DataFrame | None = None  # the parent's silver keys after this run (its key column)
     parent_changed: DataFrame | None = None  # parent keys that came or went (``_key``); None: none did
+    parent_before: dict[str, DataFrame] = {}  # each parent's published silver keys (its key column)
     try:
         for index, table in enumerate(TABLES, start=1):
             log.info("silver: table %d/%d, %s (incremental)", index, len(TABLES), table, extra={"progress": True})
@@ -387,10 +386,9 @@ def update_silver(
             keys = cache(keys)
             silver_uri = lake.table_uri(settings, "silver", table)
             quarantine_uri = lake.table_uri(settings, "quarantine", table)
-            known = (
-                lake.read_table(spark, silver_uri)
-                .select(F.col(key).alias("_key"))
-                .unionByName(lake.read_table(spark, quarantine_uri).select(typed_key(table).alias("_key")))
+            published_keys = lake.read_table(spark, silver_uri).select(F.col(key).alias("_key"))
+            known = published_keys.unionByName(
+                lake.read_table(spark, quarantine_uri).select(typed_key(table).alias("_key"))
             )
             seen = cache(known.join(F.broadcast(keys), "_key", "left_semi").distinct())
             has_seen = seen.count() > 0
@@ -400,12 +398,8 @@ def update_silver(
             reread = has_seen or moved_orphans is not None  # else no earlier row: nothing to read or classify
             if reread:
                 earlier = cache(earlier)
-            parent_before = None
-            if fk is not None:
-                parent_key = SILVER[fk.parent].key[0]
-                parent_before = lake.read_table(spark, lake.table_uri(settings, "silver", fk.parent)).select(parent_key)
             classified = cache(classify(fresh.unionByName(earlier), table, parent_after))
-            before = classify(earlier, table, parent_before)
+            before = classify(earlier, table, parent_before.get(fk.parent) if fk else None)
             entry = report.tables[table]
             now_counts, entry.by_rule = _counts(classified)  # every row has one outcome: the sums are row counts
             then_counts = _counts(before)[0] if reread else dict.fromkeys(OUTCOMES, 0)
@@ -421,13 +415,13 @@ def update_silver(
             good = cache(silver_rows(classified, table, processed_at=processed_at))
             increments.append(
                 _Increment(
-                    table, fresh, earlier, keys, seen, good,
+                    table, keys, seen, good,
                     quarantine_rows(classified, table, processed_at=processed_at), match_texts(earlier, table),
                     has_seen, earlier_rows,
                 )
             )  # fmt: skip
             if any(f.parent == table for f in FOREIGN_KEYS):  # a parent: its keys after the run, which came or went
-                published_keys = lake.read_table(spark, silver_uri).select(F.col(key).alias("_key"))
+                parent_before[table] = published_keys.withColumnRenamed("_key", key)
                 before_keys = published_keys.join(F.broadcast(keys), "_key", "left_semi")
                 changed = cache(changed_keys(before_keys, good.select(F.col(key).alias("_key"))))
                 parent_changed = changed if changed.count() > 0 else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,32 @@ def test_a_vacuum_below_the_safe_minimum_is_refused_and_deletes_nothing(spark: A
 
     assert lake_upkeep.table_storage(spark, uri) == before
     assert lake.read_table(spark, uri, as_of=0).count() == 100
+
+
+def _tasks_run(spark: Any, action: Callable[[], object]) -> int:
+    """Run ``action`` and return how many Spark tasks its jobs launched (from the status tracker)."""
+    context, group = spark.sparkContext, f"count-tasks-{time.monotonic_ns()}"
+    context.setJobGroup(group, "counting tasks")
+    try:
+        action()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    tracker = context.statusTracker()
+    jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(group)]
+    stages = [tracker.getStageInfo(s) for job in jobs if job for s in job.stageIds]
+    return sum(stage.numTasks for stage in stages if stage)
+
+
+def test_a_vacuum_of_a_small_table_launches_a_handful_of_tasks(spark: Any, settings: Settings) -> None:
+    """VACUUM lists the table's folders in a Spark job with one task per slot of the listing parallelism; Spark's
+    default of 10,000 made a VACUUM of a one-file table launch ~100,000 tasks (15-30 s on two cores); with the
+    listing parallelism set to the shuffle partitions (two here) it is ~80, over the several jobs of a VACUUM."""
+    uri = lake.table_uri(settings, "silver", "advertisers")
+    lake.write_table(spark.range(100), uri, mode="replace")
+
+    tasks = _tasks_run(spark, lambda: lake_upkeep.vacuum(spark, uri, retention_hours=168))
+
+    assert 0 < tasks <= 200, tasks
 
 
 def test_history_names_each_versions_operation_rows_and_run(spark: Any, local_lake: str) -> None:

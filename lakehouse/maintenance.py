@@ -1,9 +1,9 @@
 """Keeping the lake small, and reading it as it was: compaction and VACUUM of every Delta table, what each
 layer takes up, and CSV exports of a table as of a version or a time (for audits).
 
-:func:`maintain_lake` is ``runner.py maintain`` and what a run does after its layers (unless
-``LAKEHOUSE_MAINTAIN_AFTER_RUN=0``): small files are bin-packed (bronze appends one file per table per batch,
-the ingest log two per batch), then files superseded longer ago than ``LAKEHOUSE_RETENTION_HOURS`` are deleted.
+:func:`maintain_lake` is ``runner.py maintain`` and what a run does after its layers (unless ``--no-maintain``;
+a run does only what is due): small files are bin-packed (bronze appends one file per table per batch, the
+ingest log two per batch), then files superseded longer ago than ``LAKEHOUSE_RETENTION_HOURS`` are deleted.
 Clustered tables (silver performance: one file per month, rows sorted by date) are not bin-packed: every
 silver run rewrites them whole, and packing would merge the month files that date-range queries skip.
 :func:`lake_storage` is the per-layer storage the run summary and ``runner.py check`` print.
@@ -12,6 +12,7 @@ silver run rewrites them whole, and packing would merge the month files that dat
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,10 @@ from lakehouse.settings import LAKE_LAYERS, MIN_RETENTION_HOURS, Settings, check
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# A run compacts a table (that is not clustered) when it has at least this many files: bronze appends one per
+# table per batch and the ingest log two per batch. Compacting fewer gains little and costs a commit.
+COMPACT_MIN_FILES = 8
+
 
 @dataclass(frozen=True)
 class TableUpkeep:
@@ -35,6 +40,7 @@ class TableUpkeep:
     layer: str
     table: str
     files_compacted: int
+    vacuumed: bool
     before: TableStorage
     after: TableStorage
 
@@ -46,7 +52,9 @@ class TableUpkeep:
 @dataclass
 class MaintenanceReport:
     retention_hours: float
-    tables: list[TableUpkeep] = field(default_factory=list)
+    tables: list[TableUpkeep] = field(default_factory=list)  # the tables compacted or vacuumed
+    checked: int = 0
+    when_due: bool = False
 
     @property
     def reclaimed_bytes(self) -> int:
@@ -54,9 +62,13 @@ class MaintenanceReport:
 
     def lines(self) -> list[str]:
         compacted = sum(t.files_compacted for t in self.tables)
+        vacuumed = sum(t.vacuumed for t in self.tables)
+        if self.when_due and not self.tables:
+            return [f"maintenance: none due ({self.checked} lake tables checked; `runner.py maintain` forces it)"]
         line = (
-            f"maintenance: {len(self.tables)} lake tables, {compacted} small files compacted, "
-            f"{human_bytes(max(self.reclaimed_bytes, 0))} reclaimed (VACUUM, retention {self.retention_hours:g} hours)"
+            f"maintenance: {self.checked} lake tables{', what was due' if self.when_due else ''}: "
+            f"{compacted} small files compacted, {vacuumed} tables vacuumed, "
+            f"{human_bytes(max(self.reclaimed_bytes, 0))} reclaimed (retention {self.retention_hours:g} hours)"
         )
         if self.reclaimed_bytes < 0:  # compacted copies and log entries, while what they replace is in the window
             line += f"; {human_bytes(-self.reclaimed_bytes)} added until superseded files leave the window"
@@ -89,22 +101,37 @@ def maintain_lake(
     *,
     retention_hours: float | None = None,
     min_retention_hours: float = MIN_RETENTION_HOURS,
+    when_due: bool = False,
+    now: dt.datetime | None = None,
 ) -> MaintenanceReport:
     """Compact and VACUUM every lake table; ``retention_hours`` defaults to ``settings.retention_hours``.
+
+    With ``when_due`` (what a run does when it ends) only what is due is done: a table with at least
+    :data:`COMPACT_MIN_FILES` files is compacted, and a VACUUM runs where :func:`lake_upkeep.vacuum_due` (as of
+    ``now``) finds something to delete; a table with nothing due costs one ``describe detail`` and one history
+    read, where a VACUUM costs seconds and adds two commits to the log.
 
     Raises:
         UnsafeRetentionError: the retention is below ``min_retention_hours``; checked before any table is touched.
     """
     retention = settings.retention_hours if retention_hours is None else retention_hours
     check_retention(retention, min_retention_hours=min_retention_hours)
-    report = MaintenanceReport(retention)
+    moment = now or dt.datetime.now(dt.UTC)
+    report = MaintenanceReport(retention, when_due=when_due)
     for layer, table in lake_tables(spark, settings):
         uri = lake.table_uri(settings, layer, table)
-        before = lake_upkeep.table_storage(spark, uri)
+        report.checked += 1
         clustered = layer == "silver" and table in SILVER and bool(SILVER[table].cluster_by)
-        compacted = 0 if clustered else lake_upkeep.compact(spark, uri)
-        lake_upkeep.vacuum(spark, uri, retention_hours=retention, min_retention_hours=min_retention_hours)
-        report.tables.append(TableUpkeep(layer, table, compacted, before, lake_upkeep.table_storage(spark, uri)))
+        compact = not clustered and (not when_due or lake.table_size(spark, uri)[0] >= COMPACT_MIN_FILES)
+        vacuum = not when_due or lake_upkeep.vacuum_due(spark, uri, retention_hours=retention, now=moment)
+        if not (compact or vacuum):
+            continue
+        before = lake_upkeep.table_storage(spark, uri)
+        compacted = lake_upkeep.compact(spark, uri) if compact else 0
+        if vacuum:
+            lake_upkeep.vacuum(spark, uri, retention_hours=retention, min_retention_hours=min_retention_hours)
+        after = lake_upkeep.table_storage(spark, uri)
+        report.tables.append(TableUpkeep(layer, table, compacted, bool(vacuum), before, after))
     return report
 
 

@@ -116,7 +116,7 @@ def run_layers(
     log_line: LogLine = log.info,
 ) -> RunOutcome:
     """Run ``layers`` (a subset of bronze, silver, gold, in that order) on given services, gating each with Soda,
-    then (with a SparkSession, and ``maintain``) compact and VACUUM the lake.
+    then (with a SparkSession, and ``maintain``) compact and VACUUM the lake tables where it is due.
 
     The caller holds the run locks (:func:`run` does). Each job connects as its own role: the loads and the
     bookkeeping as the loader, dbt as the transformer, the gold scan as the reader. Every Delta commit of the run
@@ -152,7 +152,7 @@ def run_layers(
             if scan and not gate(roles, layer, outcome, log_line, tables=touched):
                 break
         if spark is not None and maintain:
-            outcome.maintenance = maintain_lake(spark, settings)
+            outcome.maintenance = maintain_lake(spark, settings, when_due=True)
             outcome.notes += outcome.maintenance.lines()
         if spark is not None:
             outcome.storage = storage(spark, settings)

@@ -130,6 +130,43 @@ def history(spark: SparkSession, uri: str) -> list[Version]:
 
 
 UPKEEP_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END")
+# A VACUUM also deletes files no commit names (left by a writer killed mid-write): sweep each table this often.
+VACUUM_SWEEP_HOURS = 24.0
+
+
+def vacuum_due(spark: SparkSession, uri: str, *, retention_hours: float, now: dt.datetime) -> str | None:
+    """Why the table needs a VACUUM at ``now`` (UTC), or None when it would delete nothing it knows of.
+
+    Due when a commit since the last VACUUM replaced or removed files longer than ``retention_hours`` ago (only
+    appends and VACUUM remove nothing; a compaction does), or when the last VACUUM (or the table's creation) is
+    older than :data:`VACUUM_SWEEP_HOURS`. One read of the table's history; no listing.
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    if table_version(spark, uri) is None:
+        return None
+    rows = (
+        DeltaTable.forPath(spark, uri)
+        .history()
+        .select("version", "timestamp", "operation", F.col("operationParameters").getItem("mode"))
+        .orderBy("version")
+        .collect()
+    )
+    vacuums = [r for r in rows if r[2] == "VACUUM END"]  # completed ones: a killed VACUUM leaves a START alone
+    since = [r for r in rows if not vacuums or r[0] > vacuums[-1][0]]
+    moment = now.astimezone(dt.UTC).replace(tzinfo=None)  # history's timestamps are naive UTC (session zone)
+    removed = [
+        r for r in since
+        if r[2] not in ("VACUUM START", "VACUUM END", "CREATE TABLE") and not (r[2] == "WRITE" and r[3] == "Append")
+    ]  # fmt: skip
+    aged = [r for r in removed if moment - r[1] >= dt.timedelta(hours=retention_hours)]
+    if aged:
+        return f"files replaced at version {aged[0][0]} are past the {retention_hours:g}-hour retention"
+    last = vacuums[-1][1] if vacuums else rows[0][1]
+    if moment - last >= dt.timedelta(hours=VACUUM_SWEEP_HOURS):
+        return f"{'last VACUUM' if vacuums else 'created'} over {VACUUM_SWEEP_HOURS:g} hours ago"
+    return None
 
 
 def last_writer(spark: SparkSession, uri: str, *, depth: int = 20) -> str | None:

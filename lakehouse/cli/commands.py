@@ -114,7 +114,7 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> ExitCode:
             "retention_hours": report.retention_hours,
             "reclaimed_bytes": report.reclaimed_bytes,
             "tables": [
-                {"layer": t.layer, "table": t.table, "files_compacted": t.files_compacted,
+                {"layer": t.layer, "table": t.table, "files_compacted": t.files_compacted, "vacuumed": t.vacuumed,
                  "reclaimed_bytes": t.reclaimed_bytes, "disk_bytes": t.after.disk_bytes,
                  "current_bytes": t.after.current_bytes}
                 for t in report.tables

@@ -20,7 +20,7 @@ from lakehouse.bookkeeping import start_run
 from lakehouse.bronze.landing import discover
 from lakehouse.contracts import SILVER
 from lakehouse.errors import ConfigurationError, UnsafeRetentionError
-from lakehouse.maintenance import maintain_lake
+from lakehouse.maintenance import COMPACT_MIN_FILES, maintain_lake
 from lakehouse.sample import generate
 from lakehouse.settings import PostgresSettings, Settings, load_settings
 from lakehouse.steps import RunOutcome, run_layers, scan_as_of
@@ -91,6 +91,52 @@ def test_after_ten_runs_and_maintenance_the_lake_is_near_its_current_size(spark:
     assert lake.table_size(spark, bronze)[0] == 1  # ten batch files compacted into one
     assert lake.read_table(spark, bronze).count() == 10 * 10 * 366
     assert report.reclaimed_bytes > 5 * lake.table_size(spark, silver)[1]  # most of nine superseded versions
+
+
+def _vacuums(spark: Any, uri: str) -> int:
+    return sum(v.operation == "VACUUM END" for v in lake_upkeep.history(spark, uri))
+
+
+def test_a_runs_maintenance_does_only_what_is_due(spark: Any, settings: Settings) -> None:
+    """A run's maintenance compacts a table with many files, and VACUUMs a table only when a commit since its last
+    VACUUM removed files longer ago than the retention, or its last VACUUM (or creation) is over a day old."""
+    appended = lake.table_uri(settings, "bronze", "advertisers")  # one file per batch
+    for batch in range(COMPACT_MIN_FILES):
+        lake.write_table(spark.range(10).withColumn("batch", F.lit(batch)), appended, mode="append")
+    replaced = lake.table_uri(settings, "silver", "advertisers")  # its first version's file is superseded
+    for value in ("v0", "v1"):
+        lake.write_table(spark.range(10).withColumn("v", F.lit(value)), replaced, mode="replace")
+    now = dt.datetime.now(dt.UTC)
+
+    report = maintain_lake(spark, settings, when_due=True, now=now)
+
+    assert [(t.table, t.layer, t.files_compacted, t.vacuumed) for t in report.tables] == [
+        ("advertisers", "bronze", COMPACT_MIN_FILES, False)
+    ]
+    assert report.checked == 2
+    assert lake.table_size(spark, appended)[0] == 1
+    assert _vacuums(spark, replaced) == 0
+    assert maintain_lake(spark, settings, when_due=True, now=now).lines() == [
+        "maintenance: none due (2 lake tables checked; `runner.py maintain` forces it)"
+    ]
+
+    # With no retention, superseded files are past it at once: the replaced table's first file, and the appended
+    # table's batch files, which its compaction replaced. Both are due, once.
+    now = dt.datetime.now(dt.UTC)  # after the compaction
+    late = maintain_lake(spark, settings, when_due=True, now=now, retention_hours=0, min_retention_hours=0)
+    assert sorted((t.layer, t.vacuumed) for t in late.tables) == [("bronze", True), ("silver", True)]
+    assert lake_upkeep.table_storage(spark, replaced).reclaimable_bytes == 0
+    assert lake_upkeep.table_storage(spark, appended).reclaimable_bytes == 0
+    assert maintain_lake(spark, settings, when_due=True, now=now, retention_hours=0, min_retention_hours=0).tables == []
+
+    # A day after its last VACUUM, a table is swept again (files no commit names: a killed writer's).
+    tomorrow = now + dt.timedelta(hours=lake_upkeep.VACUUM_SWEEP_HOURS, minutes=1)
+    swept = maintain_lake(spark, settings, when_due=True, now=tomorrow)
+    assert sorted((t.layer, t.files_compacted, t.vacuumed) for t in swept.tables) == [
+        ("bronze", 0, True),
+        ("silver", 0, True),
+    ]
+    assert _vacuums(spark, replaced) == 2
 
 
 def test_a_reader_pinned_inside_the_retention_window_still_reads_its_version(spark: Any, settings: Settings) -> None:

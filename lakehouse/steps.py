@@ -27,6 +27,7 @@ from lakehouse.adapters.lake_upkeep import tag_commits
 from lakehouse.adapters.loader import TableLoad, load_many
 from lakehouse.adapters.publish import PublishPolicy, candidate_schema, drop_candidates
 from lakehouse.adapters.roles import WarehouseRoles
+from lakehouse.adapters.spark import tagged
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import (
     RunStatus,
@@ -134,28 +135,31 @@ def run_layers(
     try:
         for layer in (name for name in LAYERS if name in layers):
             touched: Collection[str] | None = None  # gold: every model
-            if layer == "bronze":
-                touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
-            elif layer == "silver":
-                published = _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line)
-                if published is None:  # the candidate failed its audit: nothing was published
+            with tagged(spark, layer):  # its Spark jobs carry the layer's name (event log, UI)
+                if layer == "bronze":
+                    touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
+                elif layer == "silver":
+                    published = _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line)
+                    if published is None:  # the candidate failed its audit: nothing was published
+                        break
+                    touched = published  # verified again as published: nothing may change it on its way in
+                else:
+                    outcome.blocked = "" if force else _silver_gate_closed(pg)
+                    if outcome.blocked:
+                        log_line(outcome.blocked)
+                        break
+                    _gold(roles, full_refresh, outcome, log_line, PublishPolicy.of(settings))
+                    if outcome.failed_tests:
+                        break
+                if scan and not gate(roles, layer, outcome, log_line, tables=touched):
                     break
-                touched = published  # verified again as published: nothing may change it on its way in
-            else:
-                outcome.blocked = "" if force else _silver_gate_closed(pg)
-                if outcome.blocked:
-                    log_line(outcome.blocked)
-                    break
-                _gold(roles, full_refresh, outcome, log_line, PublishPolicy.of(settings))
-                if outcome.failed_tests:
-                    break
-            if scan and not gate(roles, layer, outcome, log_line, tables=touched):
-                break
         if spark is not None and maintain:
-            outcome.maintenance = maintain_lake(spark, settings, when_due=True)
+            with tagged(spark, "maintenance"):
+                outcome.maintenance = maintain_lake(spark, settings, when_due=True)
             outcome.notes += outcome.maintenance.lines()
         if spark is not None:
-            outcome.storage = storage(spark, settings)
+            with tagged(spark, "storage"):
+                outcome.storage = storage(spark, settings)
         status = "succeeded" if outcome.ok else "failed"
         return outcome
     except Exception as exc:
@@ -265,10 +269,16 @@ def _silver(
         )
         return []
 
-    def soda(schemas: Mapping[str, str], tables: Sequence[str]) -> tuple[CheckResult, ...]:
-        return scan_layer(pg, "silver", tables=tables, schemas=schemas, log=log_line).results
+    audit_seconds = 0.0  # the audit's Soda scan, for the summary (the reconciliation is counted, not queried)
 
-    started = time.perf_counter()
+    def soda(schemas: Mapping[str, str], tables: Sequence[str]) -> tuple[CheckResult, ...]:
+        nonlocal audit_seconds
+        started = time.perf_counter()
+        try:
+            return scan_layer(pg, "silver", tables=tables, schemas=schemas, log=log_line).results
+        finally:
+            audit_seconds += time.perf_counter() - started
+
     base = "--full-refresh" if full_refresh else published_base(spark, settings, pg)
     checks = soda if scan else None
     try:
@@ -288,7 +298,7 @@ def _silver(
     except AuditFailedError as exc:
         report = exc.report
         outcome.unpublished = ("silver", "quarantine")
-    quality = LayerQuality("silver", report.audit, time.perf_counter() - started)
+    quality = LayerQuality("silver", report.audit, audit_seconds)
     outcome.quality.append(quality)
     record_quality(pg, outcome.run_id, "silver", quality.results)
     failed = [f"{r.table_name}: {r.check_name}" for r in quality.failed]

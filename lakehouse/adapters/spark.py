@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -224,6 +225,46 @@ def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:
             hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
         else:
             spark.conf.set(key, value)
+
+
+JOB_TAG_PREFIX = "lakehouse-"
+
+
+@contextlib.contextmanager
+def tagged(spark: SparkSession | None, name: str) -> Iterator[None]:
+    """Tag the Spark jobs this thread starts in the block ``lakehouse-<name>`` (a layer, ``maintenance``): the
+    event log and the UI attribute each job to it, and ``spark.interruptTag`` can cancel them. Session tags work
+    with Spark Connect too. Nothing happens without a session."""
+    if spark is None:
+        yield
+        return
+    tag = f"{JOB_TAG_PREFIX}{name}"
+    spark.addTag(tag)
+    try:
+        yield
+    finally:
+        spark.removeTag(tag)
+
+
+def jobs_by_tag(event_log_dir: Path) -> Counter[str]:
+    """Spark jobs per :func:`tagged` name (``other`` for untagged ones) in the event logs under ``event_log_dir``
+    (``LAKEHOUSE_SPARK_EVENT_LOG_DIR``): plain or zstd-compressed (Spark's default), rolling or not."""
+    import json
+
+    import pyarrow as pa
+
+    jobs: Counter[str] = Counter()
+    for path in sorted(p for p in event_log_dir.rglob("*") if p.is_file() and not p.name.startswith((".", "app"))):
+        with pa.OSFile(str(path)) as raw:
+            stream = pa.CompressedInputStream(raw, "zstd") if path.suffix == ".zstd" else raw
+            text = stream.read().decode()
+        for line in text.splitlines():
+            if '"SparkListenerJobStart"' not in line:
+                continue
+            tags = str(json.loads(line).get("Properties", {}).get("spark.job.tags", "")).split(",")
+            names = [t.partition(f"-{JOB_TAG_PREFIX}")[2] for t in tags if f"-{JOB_TAG_PREFIX}" in t]
+            jobs[names[-1] if names else "other"] += 1
+    return jobs
 
 
 def stop_spark(spark: SparkSession, settings: Settings) -> None:

@@ -32,6 +32,7 @@ from psycopg2.extensions import encrypt_password
 
 from lakehouse.adapters.objectstore import ensure_bucket
 from lakehouse.adapters.roles import bootstrap, write_password
+from lakehouse.adapters.spark import jobs_by_tag
 from lakehouse.adapters.warehouse import connect
 from lakehouse.contracts import LOADER, READER, ROLES, TRANSFORM
 from lakehouse.sample import generate
@@ -250,6 +251,8 @@ def test_a_run_keeps_every_secret_from_other_local_users_and_works_with_any_prin
         "snapshots": TRANSFORM.name,
     }, owners
     assert list((data_dir / "spark-events").iterdir()), "the Spark event log was written"
+    jobs = jobs_by_tag(data_dir / "spark-events")  # and it attributes the jobs to the layers that started them
+    assert min(jobs["bronze"], jobs["silver"], jobs["storage"]) > 0, jobs
     where_secrets_live = {data_dir / "pgpass"}
     for secret in secrets:
         assert secret not in out + err

@@ -7,15 +7,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lakehouse import steps
 from lakehouse.adapters import lake
 from lakehouse.adapters.warehouse import connect
 from lakehouse.bookkeeping import last_audit
 from lakehouse.bronze.landing import discover
+from lakehouse.quality import scan_layer
 from lakehouse.settings import PostgresSettings, Settings, load_settings
 from lakehouse.steps import RunOutcome, run_layers
 
@@ -87,12 +90,24 @@ def _run(
 
 
 def test_a_failed_audit_publishes_nothing_is_recorded_and_closes_the_gate_to_gold(
-    spark: Any, tmp_path: Path, pg_database: PostgresSettings
+    spark: Any, tmp_path: Path, pg_database: PostgresSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = load_settings({"LAKEHOUSE_DATA_DIR": str(tmp_path / "data")}, dotenv_path=None)
+    scanning: list[float] = []  # seconds of each silver Soda scan (the audit's and the gate's)
+
+    def timed_scan(pg: PostgresSettings, layer: str, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return scan_layer(pg, layer, **kwargs)
+        finally:
+            scanning.extend([time.perf_counter() - started] if layer == "silver" else [])
+
+    monkeypatch.setattr(steps, "scan_layer", timed_scan)
     first = _run(settings, pg_database, spark, ("bronze", "silver"),
                  _landing(tmp_path, "one", **{"advertisers.csv": ADVERTISERS, "campaigns.csv": CAMPAIGNS}))  # fmt: skip
     assert first.status == "succeeded", first.gate_failures
+    audit_quality = next(q for q in first.quality if q.layer == "silver")
+    assert 0 < audit_quality.seconds <= sum(scanning)  # the audit's time, not the whole silver step's
     before = _checksums(spark, settings, pg_database)
     assert set(before) == {
         f"{store} {schema}.{table}"

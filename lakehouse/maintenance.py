@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,11 +136,22 @@ def maintain_lake(
     return report
 
 
-def lake_storage(spark: SparkSession, settings: Settings) -> tuple[LayerBytes, ...]:
-    """Per lake layer: current-version bytes, bytes on disk (or in the bucket) and reclaimable bytes."""
+def table_storages(spark: SparkSession, settings: Settings) -> dict[tuple[str, str], TableStorage]:
+    """Every lake table's storage (one ``describe detail`` and one listing each), by ``(layer, table)``."""
+    return {
+        (layer, table): lake_upkeep.table_storage(spark, lake.table_uri(settings, layer, table))
+        for layer, table in lake_tables(spark, settings)
+    }
+
+
+def lake_storage(
+    spark: SparkSession, settings: Settings, storages: Mapping[tuple[str, str], TableStorage] | None = None
+) -> tuple[LayerBytes, ...]:
+    """Per lake layer: current-version bytes, bytes on disk (or in the bucket) and reclaimable bytes; from
+    ``storages`` (:func:`table_storages`) when the caller has them."""
     totals = {layer: TableStorage() for layer in LAKE_LAYERS}
-    for layer, table in lake_tables(spark, settings):
-        totals[layer] += lake_upkeep.table_storage(spark, lake.table_uri(settings, layer, table))
+    for (layer, _), table in (table_storages(spark, settings) if storages is None else storages).items():
+        totals[layer] += table
     return tuple(LayerBytes(layer, s.current_bytes, s.disk_bytes, s.reclaimable_bytes) for layer, s in totals.items())
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from lakehouse._version import __version__
 from lakehouse.adapters import lake, lake_upkeep
 from lakehouse.adapters.alerts import deliver
-from lakehouse.adapters.lake_upkeep import tag_commits
+from lakehouse.adapters.lake_upkeep import TableStorage, tag_commits
 from lakehouse.adapters.loader import TableLoad, load_many
 from lakehouse.adapters.publish import PublishPolicy, candidate_schema, drop_candidates
 from lakehouse.adapters.roles import WarehouseRoles
@@ -44,7 +44,7 @@ from lakehouse.bronze.landing import LandingFile, Refusal
 from lakehouse.contracts import LAYERS, SILVER, TABLES, Table, quarantine_table, raw_table
 from lakehouse.errors import ConfigurationError
 from lakehouse.gold import DBT_PROJECT_DIR, run_gold
-from lakehouse.maintenance import MaintenanceReport, lake_storage, maintain_lake
+from lakehouse.maintenance import MaintenanceReport, lake_storage, maintain_lake, table_storages
 from lakehouse.quality import CheckResult, LayerQuality, scan_layer
 from lakehouse.report import Storage, SummaryRow
 from lakehouse.runreport import gather, publish_report
@@ -370,11 +370,16 @@ def _log_checks(quality: LayerQuality) -> None:
 def storage(spark: SparkSession, settings: Settings) -> Storage:
     """Landing CSV bytes ingested so far against the bronze and silver Delta tables' current Parquet bytes, and
     per lake layer the current, on-disk and reclaimable bytes."""
+    storages = table_storages(spark, settings)  # one look at each table serves both comparisons
+
+    def current(layer: str) -> int:
+        return sum(storages.get((layer, t), TableStorage()).current_bytes for t in TABLES)
+
     return Storage(
         csv_bytes=ingested_csv_bytes(spark, settings),
-        bronze_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "bronze", t))[1] for t in TABLES),
-        silver_parquet_bytes=sum(lake.table_size(spark, lake.table_uri(settings, "silver", t))[1] for t in TABLES),
-        layers=lake_storage(spark, settings),
+        bronze_parquet_bytes=current("bronze"),
+        silver_parquet_bytes=current("silver"),
+        layers=lake_storage(spark, settings, storages),
     )
 
 

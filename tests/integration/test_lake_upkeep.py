@@ -23,7 +23,7 @@ from lakehouse.errors import ConfigurationError, UnsafeRetentionError
 from lakehouse.maintenance import COMPACT_MIN_FILES, maintain_lake
 from lakehouse.sample import generate
 from lakehouse.settings import PostgresSettings, Settings, load_settings
-from lakehouse.steps import RunOutcome, run_layers, scan_as_of
+from lakehouse.steps import RunOutcome, run_layers, scan_as_of, storage
 
 pytestmark = pytest.mark.integration
 CLUSTER = ("date", "campaign_id")
@@ -137,6 +137,26 @@ def test_a_runs_maintenance_does_only_what_is_due(spark: Any, settings: Settings
         ("silver", 0, True),
     ]
     assert _vacuums(spark, replaced) == 2
+
+
+def test_the_storage_summary_reports_each_tables_current_bytes_and_each_layers_disk(
+    spark: Any, settings: Settings
+) -> None:
+    sizes = {}
+    for scale, layer in enumerate(("bronze", "silver", "quarantine"), start=1):  # sizes differ between layers
+        for table, rows in (("advertisers", 100), ("performance", 3000)):
+            uri = lake.table_uri(settings, layer, table)
+            for _ in range(2):  # a superseded version: on disk, not current
+                lake.write_table(spark.range(rows * scale), uri, mode="replace")
+            sizes[layer, table] = lake.table_size(spark, uri)[1]
+
+    summary = storage(spark, settings)
+
+    assert summary.bronze_parquet_bytes == sizes["bronze", "advertisers"] + sizes["bronze", "performance"]
+    assert summary.silver_parquet_bytes == sizes["silver", "advertisers"] + sizes["silver", "performance"]
+    layers = {b.layer: b for b in summary.layers}
+    assert layers["quarantine"].current_bytes == sizes["quarantine", "advertisers"] + sizes["quarantine", "performance"]
+    assert all(b.disk_bytes > b.current_bytes and b.reclaimable_bytes > 0 for b in layers.values()), layers
 
 
 def test_a_reader_pinned_inside_the_retention_window_still_reads_its_version(spark: Any, settings: Settings) -> None:

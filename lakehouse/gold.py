@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -175,7 +176,8 @@ def run_gold(
     _prepare_shadows(pg, shadows, copy_incremental=not full_refresh, project_dir=project_dir)
     try:
         vars_ = json.dumps({"shadow_prefix": SHADOW_PREFIX})
-        args = ["build", "--vars", vars_, *(["--full-refresh"] if full_refresh else [])]
+        threads = ("--threads", str(os.cpu_count() or 1))  # one model per core (profiles.yml says 2 for others)
+        args = ["build", "--vars", vars_, *threads, *(["--full-refresh"] if full_refresh else [])]
         nodes = _nodes(_invoke(args, pg, project_dir, target_dir, progress=_progress(log)))
         if _ok(nodes):
             publish_schemas(pg, shadows, policy=policy or PublishPolicy())

@@ -226,6 +226,7 @@ def test_rerun_without_new_input_processes_no_rows_and_changes_nothing(
     run_results = json.loads((target_dir / "run_results.json").read_text())
     fact = next(r for r in run_results["results"] if r["unique_id"] == "model.lakehouse.fct_performance")
     assert fact["adapter_response"]["rows_affected"] == 0
+    assert run_results["args"]["threads"] == os.cpu_count()  # one dbt model per core
     assert contents(warehouse, MARTS | CORE) == before
     assert snapshot_versions(warehouse, "campaigns_snapshot", "campaign_id") == versions
 

@@ -132,6 +132,9 @@ def history(spark: SparkSession, uri: str) -> list[Version]:
 UPKEEP_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END")
 # A VACUUM also deletes files no commit names (left by a writer killed mid-write): sweep each table this often.
 VACUUM_SWEEP_HOURS = 24.0
+# How many of a table's latest commits the due check reads: its cost stays flat however long the history grows,
+# and a table with this many commits since its last VACUUM is due anyway.
+VACUUM_CHECK_DEPTH = 100
 
 
 def vacuum_due(spark: SparkSession, uri: str, *, retention_hours: float, now: dt.datetime) -> str | None:
@@ -139,7 +142,8 @@ def vacuum_due(spark: SparkSession, uri: str, *, retention_hours: float, now: dt
 
     Due when a commit since the last VACUUM replaced or removed files longer than ``retention_hours`` ago (only
     appends and VACUUM remove nothing; a compaction does), or when the last VACUUM (or the table's creation) is
-    older than :data:`VACUUM_SWEEP_HOURS`. One read of the table's history; no listing.
+    older than :data:`VACUUM_SWEEP_HOURS`, or when none of its last :data:`VACUUM_CHECK_DEPTH` commits is a
+    VACUUM. One read of the table's latest commits; no listing.
     """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
@@ -148,12 +152,14 @@ def vacuum_due(spark: SparkSession, uri: str, *, retention_hours: float, now: dt
         return None
     rows = (
         DeltaTable.forPath(spark, uri)
-        .history()
+        .history(VACUUM_CHECK_DEPTH)
         .select("version", "timestamp", "operation", F.col("operationParameters").getItem("mode"))
         .orderBy("version")
         .collect()
     )
     vacuums = [r for r in rows if r[2] == "VACUUM END"]  # completed ones: a killed VACUUM leaves a START alone
+    if not vacuums and len(rows) >= VACUUM_CHECK_DEPTH and rows[0][0] > 0:
+        return f"no VACUUM in its last {VACUUM_CHECK_DEPTH} commits"
     since = [r for r in rows if not vacuums or r[0] > vacuums[-1][0]]
     moment = now.astimezone(dt.UTC).replace(tzinfo=None)  # history's timestamps are naive UTC (session zone)
     removed = [

@@ -139,6 +139,24 @@ def test_a_runs_maintenance_does_only_what_is_due(spark: Any, settings: Settings
     assert _vacuums(spark, replaced) == 2
 
 
+def test_the_vacuum_check_reads_a_bounded_number_of_commits(
+    spark: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its cost stays flat as the history grows: it reads the latest commits only, and a table with that many
+    commits since its last VACUUM is due."""
+    monkeypatch.setattr(lake_upkeep, "VACUUM_CHECK_DEPTH", 3)
+    uri = lake.table_uri(settings, "bronze", "campaigns")
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    due = []
+    for batch in range(4):  # appends: they remove nothing, and the table is minutes old
+        lake.write_table(spark.range(10).withColumn("batch", F.lit(batch)), uri, mode="append")
+        due.append(lake_upkeep.vacuum_due(spark, uri, retention_hours=168, now=now))
+
+    assert due == [None, None, None, "no VACUUM in its last 3 commits"]
+    lake_upkeep.vacuum(spark, uri, retention_hours=168)
+    assert lake_upkeep.vacuum_due(spark, uri, retention_hours=168, now=now) is None
+
+
 def test_the_storage_summary_reports_each_tables_current_bytes_and_each_layers_disk(
     spark: Any, settings: Settings
 ) -> None:

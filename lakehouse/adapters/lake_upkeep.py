@@ -129,7 +129,8 @@ def history(spark: SparkSession, uri: str) -> list[Version]:
     return [Version(int(r[0]), r[1], str(r[2]), _rows_written(r[3] or {}), r[4] or None) for r in rows]
 
 
-UPKEEP_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END")
+VACUUM_OPERATIONS = ("VACUUM START", "VACUUM END")
+UPKEEP_OPERATIONS = ("OPTIMIZE", *VACUUM_OPERATIONS)
 # A VACUUM also deletes files no commit names (left by a writer killed mid-write): sweep each table this often.
 VACUUM_SWEEP_HOURS = 24.0
 # How many of a table's latest commits the due check reads: its cost stays flat however long the history grows,
@@ -164,7 +165,7 @@ def vacuum_due(spark: SparkSession, uri: str, *, retention_hours: float, now: dt
     moment = now.astimezone(dt.UTC).replace(tzinfo=None)  # history's timestamps are naive UTC (session zone)
     removed = [
         r for r in since
-        if r[2] not in ("VACUUM START", "VACUUM END", "CREATE TABLE") and not (r[2] == "WRITE" and r[3] == "Append")
+        if r[2] not in (*VACUUM_OPERATIONS, "CREATE TABLE") and not (r[2] == "WRITE" and r[3] == "Append")
     ]  # fmt: skip
     aged = [r for r in removed if moment - r[1] >= dt.timedelta(hours=retention_hours)]
     if aged:

@@ -257,12 +257,8 @@ def _silver(
     When no bronze batch completed since the last published silver, nothing is re-classified or re-published
     (a rebuild would give the same rows): unless ``full_refresh``, the step ends at once."""
     last = last_audit(pg, "silver")
-    if (
-        not full_refresh
-        and last is not None
-        and last.passed
-        and set(last.batches) == set(completed_batches(spark, settings))
-    ):
+    batches = completed_batches(spark, settings)  # read once: the no-op check, the base and the build share it
+    if not full_refresh and last is not None and last.passed and set(last.batches) == set(batches):
         outcome.notes.append(
             f"silver: no new bronze batch since run {last.run_id}; nothing re-classified or re-published"
             " (--full-refresh rebuilds it)"
@@ -279,12 +275,12 @@ def _silver(
         finally:
             audit_seconds += time.perf_counter() - started
 
-    base = "--full-refresh" if full_refresh else published_base(spark, settings, pg)
+    base = "--full-refresh" if full_refresh else published_base(spark, settings, pg, batches)
     checks = soda if scan else None
     try:
         if isinstance(base, Published):
             report: SilverReport = update_silver(
-                spark, settings, pg, run_id=outcome.run_id, processed_at=now, base=base, audit=checks
+                spark, settings, pg, run_id=outcome.run_id, processed_at=now, base=base, batches=batches, audit=checks
             )
             run = [t.run for t in report.tables.values() if t.run is not None]
             outcome.notes.append(
@@ -294,7 +290,9 @@ def _silver(
             )
         else:
             outcome.notes.append(f"silver: rebuilt from all bronze history ({base})")
-            report = build_silver(spark, settings, pg, run_id=outcome.run_id, processed_at=now, audit=checks)
+            report = build_silver(
+                spark, settings, pg, run_id=outcome.run_id, processed_at=now, audit=checks, batches=batches
+            )
     except AuditFailedError as exc:
         report = exc.report
         outcome.unpublished = ("silver", "quarantine")

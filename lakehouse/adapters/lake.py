@@ -174,11 +174,18 @@ def read_table(spark: SparkSession, uri: str, *, as_of: str | int | None = None)
     return reader.load(uri)
 
 
+def is_table(spark: SparkSession, uri: str) -> bool:
+    """Whether a Delta table is at ``uri`` (a look at its log folder; no Spark job)."""
+    from delta.tables import DeltaTable
+
+    return bool(DeltaTable.isDeltaTable(spark, uri))
+
+
 def table_version(spark: SparkSession, uri: str) -> int | None:
     """The latest committed version of the Delta table at ``uri``, or None when there is no table."""
     from delta.tables import DeltaTable
 
-    if not DeltaTable.isDeltaTable(spark, uri):
+    if not is_table(spark, uri):
         return None
     row = DeltaTable.forPath(spark, uri).history(1).select("version").first()
     return int(row[0]) if row else None
@@ -186,7 +193,7 @@ def table_version(spark: SparkSession, uri: str) -> int | None:
 
 def table_size(spark: SparkSession, uri: str) -> tuple[int, int]:
     """``(files, bytes)`` of the Delta table's current version; ``(0, 0)`` when there is no table."""
-    if table_version(spark, uri) is None:
+    if not is_table(spark, uri):
         return 0, 0
     row = spark.sql(f"describe detail delta.`{uri}`").select("numFiles", "sizeInBytes").first()
     return (int(row[0]), int(row[1])) if row else (0, 0)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.adapters.lake import table_version
+from lakehouse.adapters.lake import is_table
 from lakehouse.settings import MIN_RETENTION_HOURS, check_retention
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def history(spark: SparkSession, uri: str) -> list[Version]:
     """Every version of the table still in its log, oldest first (empty when there is no table)."""
     from delta.tables import DeltaTable
 
-    if table_version(spark, uri) is None:
+    if not is_table(spark, uri):
         return []
     columns = ("version", "timestamp", "operation", "operationMetrics", "userMetadata")
     rows = DeltaTable.forPath(spark, uri).history().select(*columns).orderBy("version").collect()
@@ -149,7 +149,7 @@ def vacuum_due(spark: SparkSession, uri: str, *, retention_hours: float, now: dt
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    if table_version(spark, uri) is None:
+    if not is_table(spark, uri):
         return None
     rows = (
         DeltaTable.forPath(spark, uri)

@@ -55,7 +55,7 @@ class AbandonedBatch:
 def completed_batches(spark: SparkSession, settings: Settings) -> list[str]:
     """Batch ids whose files are in both stores, oldest first: the only bronze rows later layers read."""
     uri = ingest_log_uri(settings)
-    if lake.table_version(spark, uri) is None:
+    if not lake.is_table(spark, uri):
         return []
     rows = lake.read_table(spark, uri).where(F.col("status") == "completed").select("batch_id").distinct().collect()
     return sorted(r.batch_id for r in rows)
@@ -64,7 +64,7 @@ def completed_batches(spark: SparkSession, settings: Settings) -> list[str]:
 def ingested_csv_bytes(spark: SparkSession, settings: Settings) -> int:
     """Bytes of every landing file in a completed batch (the CSV side of the storage comparison)."""
     uri = ingest_log_uri(settings)
-    if lake.table_version(spark, uri) is None:
+    if not lake.is_table(spark, uri):
         return 0
     row = lake.read_table(spark, uri).where(F.col("status") == "completed").agg(F.sum("csv_bytes")).first()
     return int(row[0] or 0) if row else 0
@@ -73,7 +73,7 @@ def ingested_csv_bytes(spark: SparkSession, settings: Settings) -> int:
 def read_ingest_log(spark: SparkSession, uri: str) -> tuple[set[str], dict[str, tuple[dt.datetime, set[str]]]]:
     """Hashes of completed files, and interrupted batches (planned, neither completed nor abandoned)
     ``{batch: (timestamp, hashes)}``."""
-    if lake.table_version(spark, uri) is None:
+    if not lake.is_table(spark, uri):
         return set(), {}
     rows = _entries(spark, uri).collect()
     statuses: dict[str, set[str]] = {}
@@ -98,7 +98,7 @@ def abandon_batch(spark: SparkSession, settings: Settings, batch_id: str) -> Aba
         BatchStateError: no batch ``batch_id`` in the ingest log, or the batch is completed.
     """
     uri = ingest_log_uri(settings)
-    if lake.table_version(spark, uri) is None:
+    if not lake.is_table(spark, uri):
         raise BatchStateError(f"no batch {batch_id!r} in the ingest log: nothing has been ingested into {uri} yet")
     rows = _entries(spark, uri).where(F.col("batch_id") == batch_id).collect()
     statuses = {r.status for r in rows}

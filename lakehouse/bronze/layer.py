@@ -112,7 +112,7 @@ def ingest(
 def read_bronze(spark: SparkSession, settings: Settings, table: str, batches: list[str]) -> DataFrame:
     """The bronze rows of ``table`` from ``batches`` (an empty frame with the bronze schema if none)."""
     uri = lake.table_uri(settings, "bronze", table)
-    if not batches or lake.table_version(spark, uri) is None:
+    if not batches or not lake.is_table(spark, uri):
         return spark.createDataFrame([], bronze_table(table).spark_schema())
     return lake.read_table(spark, uri).where(F.col("_batch_id").isin(batches))
 

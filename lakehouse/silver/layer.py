@@ -174,6 +174,7 @@ def build_silver(
     run_id: str,
     processed_at: dt.datetime,
     audit: Audit | None = None,
+    batches: Sequence[str] | None = None,
 ) -> SilverReport:
     """Rebuild silver and quarantine from every completed bronze batch: write, audit, publish.
 
@@ -186,13 +187,14 @@ def build_silver(
     Args:
         audit: called with the candidate schemas (``{"silver": ..., "quarantine": ...}``) and the tables with
             bronze rows; returns the checks' outcomes. None audits the reconciliation alone.
+        batches: the completed bronze batches, when the caller has read them; else they are read.
 
     Raises:
         AuditFailedError: the candidate failed its audit (:class:`ReconciliationError` when the counts do not
             balance); nothing was published.
         PublishTimeoutError: a lock on a published table was never granted; nothing was published.
     """
-    batches = completed_batches(spark, settings)
+    batches = completed_batches(spark, settings) if batches is None else list(batches)
     report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES}, batches=tuple(batches))
     loads: list[TableLoad] = []
     cached: list[DataFrame] = []
@@ -279,9 +281,10 @@ def _counts(classified: DataFrame) -> tuple[dict[str, int], dict[str, int]]:
 # valid batch) and, for a child, on whether its foreign key is a key of the final parent silver. So a run
 # re-classifies, per table: every row of the new batches; every earlier row of a key those rows touch; and every
 # earlier row whose parent key came into or went out of the parent's silver (its orphan rule may flip). Every other
-# row keeps its outcome, so the published rows of the other keys stay as they are. A key never seen before has no
-# earlier row: a superseded or duplicate row always shares its key with a silver row, so the keys of the published
-# silver and quarantine tell which touched keys need the earlier batches read at all.
+# row keeps its outcome, so the published rows of the other keys stay as they are. One scan of the earlier batches
+# finds those rows; the touched keys among them are exactly the touched keys published before (every earlier row
+# left a silver or quarantine row of its key: a superseded or duplicate row shares its key with one), so they name
+# the published rows the run replaces.
 
 
 @dataclass(frozen=True)
@@ -293,19 +296,22 @@ class Published:
     balance: Mapping[str, Reconciliation]
 
 
-def published_base(spark: SparkSession, settings: Settings, pg: PostgresSettings) -> Published | str:
+def published_base(
+    spark: SparkSession, settings: Settings, pg: PostgresSettings, completed: Sequence[str]
+) -> Published | str:
     """The published silver an incremental run can build on, or why it cannot (then a full rebuild is due).
 
-    It can when the last passed audit recorded its batches and balance, those batches are still complete, every
-    silver and quarantine table exists in both stores, and each Delta table's latest write is by a run whose
-    audit passed (a run that died between its publish and its audit leaves a write by another run: rebuild)."""
+    It can when the last passed audit recorded its batches and balance, those batches are still among the
+    ``completed`` bronze batches, every silver and quarantine table exists in both stores, and each Delta table's
+    latest write is by a run whose audit passed (a run that died between its publish and its audit leaves a write
+    by another run: rebuild)."""
     last = last_audit(pg, "silver", passed=True)
     if last is None or not last.batches:
         return "silver was never published with its batches recorded"
     balance = reconciliation_of(pg, last.run_id)
     if set(balance) != set(TABLES):
         return f"run {last.run_id} recorded no reconciliation for every table"
-    if not set(last.batches) <= set(completed_batches(spark, settings)):
+    if not set(last.batches) <= set(completed):
         return f"bronze no longer holds every batch silver was built from in run {last.run_id}"
     for schema in CANDIDATE_LAYERS:
         if existing_tables(pg, schema, list(TABLES)) != list(TABLES):
@@ -314,7 +320,7 @@ def published_base(spark: SparkSession, settings: Settings, pg: PostgresSettings
     for schema in CANDIDATE_LAYERS:
         for table in TABLES:
             uri = lake.table_uri(settings, schema, table)
-            if lake.table_version(spark, uri) is None:
+            if not lake.is_table(spark, uri):
                 return f"the lake has no {schema}/{table}"
             writer = last_writer(spark, uri)
             if writer not in passed:
@@ -344,10 +350,11 @@ def update_silver(
     run_id: str,
     processed_at: dt.datetime,
     base: Published,
+    batches: Sequence[str],
     audit: Audit | None = None,
 ) -> SilverReport:
-    """Bring the published silver (``base``) up to every completed bronze batch, write-audit-publish, re-classifying
-    only what the new batches can change (see the comment above :class:`Published`).
+    """Bring the published silver (``base``) up to every completed bronze batch (``batches``), write-audit-publish,
+    re-classifying only what the new batches can change (see the comment above :class:`Published`).
 
     The candidate is the change: per table, the rows to insert and what identifies the rows to delete, loaded into
     the candidate schemas, where a view shows each table as the change would leave it; the audit (reconciliation,
@@ -357,7 +364,6 @@ def update_silver(
     Raises:
         AuditFailedError, PublishTimeoutError: as :func:`build_silver`; nothing was published.
     """
-    batches = completed_batches(spark, settings)
     new = [b for b in batches if b not in set(base.batches)]
     report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES}, batches=tuple(batches))
 
@@ -384,20 +390,15 @@ def update_silver(
                 keys = keys.unionByName(keys_touched(moved, table)).distinct()
                 moved_orphans = moved.where(typed_key(table).isNull())
             keys = cache(keys)
-            silver_uri = lake.table_uri(settings, "silver", table)
-            quarantine_uri = lake.table_uri(settings, "quarantine", table)
-            published_keys = lake.read_table(spark, silver_uri).select(F.col(key).alias("_key"))
-            known = published_keys.unionByName(
-                lake.read_table(spark, quarantine_uri).select(typed_key(table).alias("_key"))
-            )
-            seen = cache(known.join(F.broadcast(keys), "_key", "left_semi").distinct())
-            has_seen = seen.count() > 0
-            earlier = rows_of_keys(history, table, seen) if has_seen else history.limit(0)
+            # One scan of the history finds the earlier rows of the touched keys; the keys among them are the ones
+            # published before (every earlier row of a key left a silver or quarantine row of that key).
+            earlier = rows_of_keys(history, table, keys)
             if moved_orphans is not None:
                 earlier = earlier.unionByName(moved_orphans)
-            reread = has_seen or moved_orphans is not None  # else no earlier row: nothing to read or classify
-            if reread:
-                earlier = cache(earlier)
+            earlier = cache(earlier)
+            seen = cache(keys_touched(earlier, table))
+            has_seen = not seen.isEmpty()
+            reread = has_seen or moved_orphans is not None  # else no earlier row: nothing to classify
             classified = cache(classify(fresh.unionByName(earlier), table, parent_after))
             before = classify(earlier, table, parent_before.get(fk.parent) if fk else None)
             entry = report.tables[table]
@@ -421,6 +422,8 @@ def update_silver(
                 )
             )  # fmt: skip
             if any(f.parent == table for f in FOREIGN_KEYS):  # a parent: its keys after the run, which came or went
+                silver_uri = lake.table_uri(settings, "silver", table)
+                published_keys = lake.read_table(spark, silver_uri).select(F.col(key).alias("_key"))
                 parent_before[table] = published_keys.withColumnRenamed("_key", key)
                 before_keys = published_keys.join(F.broadcast(keys), "_key", "left_semi")
                 changed = cache(changed_keys(before_keys, good.select(F.col(key).alias("_key"))))

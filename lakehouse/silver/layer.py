@@ -8,6 +8,7 @@ is known); :func:`update_silver` re-classifies only what the new batches can cha
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -207,7 +208,7 @@ def build_silver(
         cached.append(classified)
         entry = report.tables[table]
         entry.bronze_rows = source.count()
-        counts, entry.by_rule = _counts(classified)
+        [(counts, entry.by_rule)] = _counts(classified)
         entry.duplicates, entry.superseded = counts[DUPLICATE], counts[SUPERSEDED]
         good = silver_rows(classified, table, processed_at=processed_at)
         bad = quarantine_rows(classified, table, processed_at=processed_at)
@@ -265,14 +266,16 @@ def _audit(report: SilverReport, pg: PostgresSettings, audit: Audit | None) -> N
         raise AuditFailedError(report)
 
 
-def _counts(classified: DataFrame) -> tuple[dict[str, int], dict[str, int]]:
-    """Rows per outcome and quarantined rows per rule, from one Spark job."""
-    outcomes, by_rule = dict.fromkeys(OUTCOMES, 0), dict[str, int]()
-    for row in tally(classified).collect():
+def _counts(*classified: DataFrame) -> list[tuple[dict[str, int], dict[str, int]]]:
+    """Per classification: rows per outcome and quarantined rows per rule; all from one Spark job."""
+    tallies = [tally(frame).withColumn("_of", F.lit(index)) for index, frame in enumerate(classified)]
+    results = [(dict.fromkeys(OUTCOMES, 0), dict[str, int]()) for _ in classified]
+    for row in functools.reduce(lambda a, b: a.unionByName(b), tallies).collect():
+        outcomes, by_rule = results[row["_of"]]
         outcomes[row["_outcome"]] += int(row["rows"])
         if row["_rule"] is not None:
             by_rule[row["_rule"]] = by_rule.get(row["_rule"], 0) + int(row["broken"])
-    return outcomes, by_rule
+    return results
 
 
 # Incremental silver.
@@ -338,8 +341,7 @@ class _Increment:
     silver: DataFrame  # silver rows of the re-classified keys
     quarantine: DataFrame  # quarantine rows of the re-classified rows
     matches: DataFrame  # quarantine match texts of the earlier rows (``_match_key``, ``_match_fk``)
-    has_seen: bool
-    earlier_rows: int
+    earlier_rows: int  # none: the run only adds rows
 
 
 def update_silver(
@@ -396,14 +398,12 @@ def update_silver(
             if moved_orphans is not None:
                 earlier = earlier.unionByName(moved_orphans)
             earlier = cache(earlier)
-            seen = cache(keys_touched(earlier, table))
-            has_seen = not seen.isEmpty()
-            reread = has_seen or moved_orphans is not None  # else no earlier row: nothing to classify
             classified = cache(classify(fresh.unionByName(earlier), table, parent_after))
             before = classify(earlier, table, parent_before.get(fk.parent) if fk else None)
             entry = report.tables[table]
-            now_counts, entry.by_rule = _counts(classified)  # every row has one outcome: the sums are row counts
-            then_counts = _counts(before)[0] if reread else dict.fromkeys(OUTCOMES, 0)
+            # Every row has one outcome, so the sums are row counts; the run's outcomes and the earlier rows' former
+            # ones come from one job.
+            (now_counts, entry.by_rule), (then_counts, _) = _counts(classified, before)
             earlier_rows = sum(then_counts.values())
             fresh_rows = sum(now_counts.values()) - earlier_rows
             previous = base.balance[table]
@@ -416,9 +416,9 @@ def update_silver(
             good = cache(silver_rows(classified, table, processed_at=processed_at))
             increments.append(
                 _Increment(
-                    table, keys, seen, good,
+                    table, keys, keys_touched(earlier, table), good,
                     quarantine_rows(classified, table, processed_at=processed_at), match_texts(earlier, table),
-                    has_seen, earlier_rows,
+                    earlier_rows,
                 )
             )  # fmt: skip
             if any(f.parent == table for f in FOREIGN_KEYS):  # a parent: its keys after the run, which came or went
@@ -497,17 +497,17 @@ def _stage_increments(
 
 
 def _merge_lake(settings: Settings, item: _Increment, run: Reconciliation) -> lake.WriteResult:
-    """One Delta commit per table and layer: a MERGE when earlier rows changed, else an append of the new rows
-    (none when there is nothing to add). Returns the silver table's write."""
+    """One Delta commit per table and layer: a MERGE when earlier rows were re-classified, else an append of the
+    new rows (none when there is nothing to add). Returns the silver table's write."""
     results = []
-    for schema, inserts, rows, deletes, changed, match, contract in (
-        ("silver", item.silver, run.silver_rows, item.seen, item.has_seen,
+    for schema, inserts, rows, deletes, match, contract in (
+        ("silver", item.silver, run.silver_rows, item.seen,
          [("_key", F.col(f"t.`{SILVER[item.table].key[0]}`"))], SILVER[item.table]),
-        ("quarantine", item.quarantine, run.quarantined, item.matches, item.earlier_rows > 0,
+        ("quarantine", item.quarantine, run.quarantined, item.matches,
          _quarantine_match(item.table), quarantine_table(item.table)),
     ):  # fmt: skip
         uri = lake.table_uri(settings, schema, item.table)
-        if changed:
+        if item.earlier_rows > 0:
             results.append(lake.replace_matching(inserts, uri, deletes=deletes, match=match))
         elif rows:
             results.append(

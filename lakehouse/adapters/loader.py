@@ -4,7 +4,8 @@ How a load works (:func:`load_many`):
 
 1. The load opens its session (:mod:`lakehouse.adapters.staging`): dead loads' staging tables are swept, and the
    load holds a lock, on a connection of its own, that keeps its staging tables from any sweep while it lives.
-2. Every Spark partition COPYs its rows (binary COPY, encoded by :mod:`lakehouse.adapters.pgcopy`) into its own
+2. Every Spark partition COPYs its rows (binary COPY, encoded from Spark's Arrow batches by
+   :mod:`lakehouse.adapters.pgbinary`, streamed by :mod:`lakehouse.adapters.pgcopy`) into its own
    UNLOGGED table in the private staging schema, replacing it in one transaction, so a retried task overwrites
    its earlier attempt. Each partition reports how many rows it sent.
 3. The driver publishes on the session's connection, in one transaction for all tables: ``append`` records the
@@ -18,6 +19,13 @@ How a load works (:func:`load_many`):
    recovery empties UNLOGGED tables): the transaction aborts, nothing is published, the ledger does not record
    the batch, and :class:`LoadError` names the table and the three numbers.
 5. The load's staging tables are dropped whatever happened (or by the next load's sweep, if this one died).
+
+The publish copies the staged rows once more (``insert ... select``, in its transaction). The zero-copy ways to
+publish each break a guarantee above: renaming a staging table in replaces the table views and grants point at,
+attaching staging tables as partitions or inheritance children leaves the primary key unenforced across them (and
+published rows in UNLOGGED tables, which a crash empties). Staging encoded COPY chunks instead of rows and
+streaming them back through the driver into one ``COPY`` of the target was measured no faster (the chunks cross
+the network twice).
 
 Every identifier is quoted with :mod:`psycopg2.sql`.
 """

@@ -4,7 +4,8 @@ How a load works (:func:`load_many`):
 
 1. The load opens its session (:mod:`lakehouse.adapters.staging`): dead loads' staging tables are swept, and the
    load holds a lock, on a connection of its own, that keeps its staging tables from any sweep while it lives.
-2. Every Spark partition COPYs its rows (encoded in the JVM by :mod:`lakehouse.adapters.pgcopy`) into its own
+2. Every Spark partition COPYs its rows (binary COPY, encoded from Spark's Arrow batches by
+   :mod:`lakehouse.adapters.pgbinary`, streamed by :mod:`lakehouse.adapters.pgcopy`) into its own
    UNLOGGED table in the private staging schema, replacing it in one transaction, so a retried task overwrites
    its earlier attempt. Each partition reports how many rows it sent.
 3. The driver publishes on the session's connection, in one transaction for all tables: ``append`` records the
@@ -19,6 +20,13 @@ How a load works (:func:`load_many`):
    the batch, and :class:`LoadError` names the table and the three numbers.
 5. The load's staging tables are dropped whatever happened (or by the next load's sweep, if this one died).
 
+The publish copies the staged rows once more (``insert ... select``, in its transaction). The zero-copy ways to
+publish each break a guarantee above: renaming a staging table in replaces the table views and grants point at,
+attaching staging tables as partitions or inheritance children leaves the primary key unenforced across them (and
+published rows in UNLOGGED tables, which a crash empties). Staging encoded COPY chunks instead of rows and
+streaming them back through the driver into one ``COPY`` of the target was measured no faster (the chunks cross
+the network twice).
+
 Every identifier is quoted with :mod:`psycopg2.sql`.
 """
 
@@ -32,7 +40,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
-from lakehouse.adapters.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_line
+from lakehouse.adapters.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_columns
 from lakehouse.adapters.staging import load_session
 from lakehouse.adapters.warehouse import drop_primary_key, ensure_table
 from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
@@ -155,15 +163,15 @@ def _stage(
         stage=stage, types=types
     )
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
-    copy = sql.SQL("copy {} ({}) from stdin").format(stage, columns)
+    copy = sql.SQL("copy {} ({}) from stdin with (format binary)").format(stage, columns)
     create_sql, copy_sql = create.as_string(conn), copy.as_string(conn)
     df = item.df
     streams = df.sparkSession.sparkContext.defaultParallelism
     # One COPY stream (and staging table) per core: more only compete for the same CPUs and connections.
-    lines = with_copy_line(df if df.rdd.getNumPartitions() <= streams else df.coalesce(streams), item.table)
+    rows = with_copy_columns(df if df.rdd.getNumPartitions() <= streams else df.coalesce(streams), item.table)
     try:
-        staged = lines.mapInArrow(
-            stage_partition(pg.connect_kwargs(), create_sql, copy_sql, hook), STAGE_RESULT_SCHEMA
+        staged = rows.mapInArrow(
+            stage_partition(pg.connect_kwargs(), create_sql, copy_sql, item.table.columns, hook), STAGE_RESULT_SCHEMA
         ).collect()
     except Exception as exc:  # py4j wraps the executor's error; keep its first meaningful line
         raise LoadError(f"loading {item.target} failed; the table is unchanged: {_first_line(exc)}") from exc

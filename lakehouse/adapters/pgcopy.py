@@ -1,8 +1,9 @@
-"""PostgreSQL COPY text format, produced in the JVM and streamed from the executors.
+"""Streaming rows from the executors into PostgreSQL with binary COPY.
 
-Each row becomes one line of COPY's text format (tab-separated, ``\\N`` for NULL, backslash escapes) built
-with Spark SQL functions, so Python workers only move bytes: no per-value Python conversion, no datetime
-round trip through the worker's local time zone, exact decimals.
+Spark hands each Python worker its partition as Arrow batches of the contract's columns
+(:func:`with_copy_columns`); :class:`CopyStream` encodes every batch with :mod:`lakehouse.adapters.pgbinary`
+(vectorised, exact) and hands the result to ``cursor.copy_expert`` as zero-copy slices, batch by batch:
+no Python object per row or value, no text round trip (no escaping, no time zone, no decimal formatting).
 """
 
 from __future__ import annotations
@@ -12,70 +13,35 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
-from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.adapters.pgbinary import HEADER, TRAILER, encode_rows
 from lakehouse.contracts import Column, Table
 
-NULL = "\\N"
 PARTITION_PLACEHOLDER = "{partition}"
-# COPY text format: backslash first, then the three characters that would end a field or a line.
-_ESCAPES = (("\\\\", "\\\\\\\\"), ("\n", "\\\\n"), ("\r", "\\\\r"), ("\t", "\\\\t"))
-_TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSSxxx"  # explicit offset: exact in any server time zone
 
 
-def _escape(value: SparkColumn) -> SparkColumn:
-    for pattern, replacement in _ESCAPES:
-        value = F.regexp_replace(value, pattern, replacement)
-    return value
+def with_copy_columns(df: DataFrame, table: Table) -> DataFrame:
+    """Rows of ``df`` (any column order, extra columns ignored) -> the contract's columns, in order, typed.
 
-
-def _array_literal(value: SparkColumn) -> SparkColumn:
-    """``array<string>`` -> ``{"a","b"}`` with quotes and backslashes escaped; NULL elements stay NULL."""
-
-    def element(e: SparkColumn) -> SparkColumn:
-        quoted = F.concat(F.lit('"'), F.regexp_replace(F.regexp_replace(e, r"\\", r"\\\\"), '"', '\\\\"'), F.lit('"'))
-        return F.coalesce(quoted, F.lit("NULL"))
-
-    literal = F.concat(F.lit("{"), F.concat_ws(",", F.transform(value, element)), F.lit("}"))
-    return F.when(value.isNotNull(), literal)  # concat_ws turns a NULL array into "", which is not NULL
-
-
-def copy_field(column: Column) -> SparkColumn:
-    """One column as a COPY text field: exact text, or ``\\N`` for NULL."""
-    value = F.col(f"`{column.name}`")
-    if column.type == "timestamp":
-        text = F.date_format(value, _TIMESTAMP_FORMAT)
-    elif column.type == "array<string>":
-        text = _escape(_array_literal(value))
-    elif column.type == "string":
-        text = _escape(value)
-    else:  # numbers, dates, booleans: Spark's cast gives PostgreSQL-readable text without special characters
-        text = value.cast("string")
-    return F.coalesce(text, F.lit(NULL))
-
-
-def with_copy_line(df: DataFrame, table: Table) -> DataFrame:
-    """Rows of ``df`` (any column order, extra columns ignored) -> one string column ``line`` in COPY text format.
-
-    Output grain: one row per input row; each line ends with a newline, so a batch of lines concatenated is a
-    COPY stream. NULL in any column becomes ``\\N``; empty strings stay empty.
+    Output grain: one row per input row; the values are unchanged (NULL stays NULL).
     """
-    fields = F.concat_ws("\t", *(copy_field(c) for c in table.columns))
-    return df.select(F.concat(fields, F.lit("\n")).alias("line"))
+    return df.select(*(F.col(f"`{c.name}`").cast(c.spark_type).alias(c.name) for c in table.columns))
 
 
-class ArrowLineReader:
-    """A file-like ``read(size)`` over Arrow batches of ``line`` strings, for ``cursor.copy_expert``.
+class CopyStream:
+    """A file-like ``read(size)`` over Arrow batches, for ``cursor.copy_expert``: one binary COPY stream.
 
-    The lines of a batch are contiguous in the string column's data buffer, so a batch is handed to COPY as one
-    zero-copy slice: Python never touches a row.
+    Each batch is encoded as a whole and its tuples, contiguous in the encoded array's data buffer, are handed to
+    COPY as one zero-copy slice.
     """
 
-    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+    def __init__(self, batches: Iterable[pa.RecordBatch], columns: tuple[Column, ...]) -> None:
         self._batches = iter(batches)
-        self._pending = memoryview(b"")
+        self._columns = columns
+        self._pending = memoryview(HEADER)
+        self._ended = False
         self.rows = 0
 
     def _next_chunk(self) -> memoryview | None:
@@ -83,13 +49,15 @@ class ArrowLineReader:
             if batch.num_rows == 0:
                 continue
             self.rows += batch.num_rows
-            lines = batch.column(0)
-            _, offsets, data = lines.buffers()
-            fmt, width = ("<q", 8) if pa.types.is_large_string(lines.type) else ("<i", 4)
-            (start,) = struct.unpack_from(fmt, offsets, width * lines.offset)
-            (end,) = struct.unpack_from(fmt, offsets, width * (lines.offset + len(lines)))
+            tuples = encode_rows(batch, self._columns)
+            _, offsets, data = tuples.buffers()
+            (start,) = struct.unpack_from("<q", offsets, 8 * tuples.offset)
+            (end,) = struct.unpack_from("<q", offsets, 8 * (tuples.offset + len(tuples)))
             return memoryview(data)[start:end]
-        return None
+        if self._ended:
+            return None
+        self._ended = True
+        return memoryview(TRAILER)
 
     def read(self, size: int = -1) -> bytes:
         if not self._pending:
@@ -114,11 +82,13 @@ def stage_partition(
     connect_kwargs: dict[str, Any],
     create_stage_sql: str,
     copy_sql: str,
+    columns: tuple[Column, ...],
     after_commit: Callable[[int, int], None] | None = None,
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The executor side of a load (for ``mapInArrow``): each Spark partition replaces its own staging table
     in one transaction.
 
+    ``copy_sql`` is a ``copy ... from stdin with (format binary)`` of ``columns``, the columns of the batches.
     ``create_stage_sql`` and ``copy_sql`` contain ``{partition}``, filled with the partition id, so a retried
     task drops what an earlier attempt of the same partition committed: retries never duplicate.
     Yields one batch ``(partition, rows)`` (:data:`STAGE_RESULT_SCHEMA`).
@@ -131,7 +101,7 @@ def stage_partition(
         context = TaskContext.get()
         partition = context.partitionId() if context else 0
         attempt = context.attemptNumber() if context else 0
-        reader = ArrowLineReader(batches)
+        reader = CopyStream(batches, columns)
         conn = psycopg2.connect(**connect_kwargs)
         try:
             with conn, conn.cursor() as cur:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import pytest
@@ -191,3 +193,71 @@ def test_a_constraint_violation_is_a_clear_error_and_changes_nothing(
         load(duplicate_keys, pg_service, SMALL, schema=pg_schema, mode="replace")
 
     assert len(table_rows(pg_service, pg_schema, "small")) == 3
+
+
+WIDE = Table(
+    "wide",
+    (
+        Column("id", "bigint"),
+        Column("cents", "decimal(12,2)"),
+        Column("fraction", "decimal(4,4)"),
+        Column("whole", "decimal(18,0)"),
+        Column("fine", "decimal(18,17)"),
+        Column("huge", "decimal(38,10)"),
+    ),
+    key=("id",),
+)
+
+
+def test_decimals_of_every_width_round_trip_exactly(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
+    with localcontext(Context(prec=38)):  # the default context (28 digits) would round the widest
+        extremes = [Decimal(10**p - 1).scaleb(-s) for p, s in ((12, 2), (4, 4), (18, 0), (18, 17), (38, 10))]
+        negated = [-v for v in extremes]
+    rows = [
+        (1, *extremes),
+        (2, *negated),
+        (3, Decimal("0.00"), Decimal("0.0001"), Decimal(1), Decimal("0.00000000000000001"), Decimal("-0.0000000001")),
+        (4, None, None, None, None, None),
+    ]
+    df = spark.createDataFrame(rows, WIDE.spark_schema()).repartition(2)
+
+    load(df, pg_service, WIDE, schema=pg_schema, mode="replace")
+
+    assert table_rows(pg_service, pg_schema, "wide") == rows
+    as_text = fetch(
+        pg_service, sql.SQL("select huge::text from {} where id = 1").format(sql.Identifier(pg_schema, "wide"))
+    )
+    assert as_text == [("9999999999999999999999999999.9999999999",)]
+
+
+def test_timestamps_are_exact_whatever_the_server_time_zone(spark: Any, pg_database: PostgresSettings) -> None:
+    with contextlib.closing(connect(pg_database, autocommit=True)) as conn, conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("alter database {} set timezone = 'Pacific/Chatham'").format(sql.Identifier(pg_database.database))
+        )
+    events = Table("events", (Column("id", "bigint"), Column("at", "timestamp")), key=("id",))
+    instants = [
+        dt.datetime(2024, 3, 31, 0, 59, 59, 999999, tzinfo=dt.UTC),  # Europe's clocks go forward at 01:00 UTC
+        dt.datetime(2024, 4, 6, 13, 59, 59, tzinfo=dt.UTC),  # Chatham's go back at 14:00 UTC
+        dt.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=dt.UTC),
+        None,
+    ]
+    df = spark.createDataFrame(list(enumerate(instants)), events.spark_schema())
+
+    load(df, pg_database, events, schema="tz", mode="replace")
+
+    assert [at for _, at in table_rows(pg_database, "tz", "events")] == instants
+    utc = fetch(
+        pg_database,
+        sql.SQL("select to_char(at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') from tz.events where id = 0"),
+    )
+    assert utc == [("2024-03-31 00:59:59.999999",)]
+
+
+def test_a_replace_with_no_rows_empties_the_table(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
+    load(small_df(spark, range(10)), pg_service, SMALL, schema=pg_schema, mode="replace")
+
+    result = load(small_df(spark, range(0)), pg_service, SMALL, schema=pg_schema, mode="replace")
+
+    assert result.rows == 0
+    assert table_rows(pg_service, pg_schema, "small") == []

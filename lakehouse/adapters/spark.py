@@ -213,18 +213,29 @@ def build_spark(
 
 
 def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:
-    """Point a running session (started with the S3A jars) at ``s3``.
+    """Point a running session (started with the S3A jars) at ``s3``, credentials included.
 
-    Hadoop caches one FileSystem per bucket, so this applies to buckets first touched after the call.
+    Through the session's configuration, not the JVM's Hadoop configuration (Spark Connect has no JVM on the
+    client): Spark copies a session's settings into the Hadoop configuration of every file system it opens for
+    it, and its event log redacts the keys. Hadoop caches one FileSystem per bucket, so this applies to buckets
+    first touched after the call.
     """
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
     keys = {"spark.hadoop.fs.s3a.access.key": s3.access_key_id}
     keys["spark.hadoop.fs.s3a.secret.key"] = s3.secret_access_key.reveal()
     for key, value in (s3a_conf(s3) | keys).items():
-        if key.startswith("spark.hadoop."):
-            hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
-        else:
-            spark.conf.set(key, value)
+        spark.conf.set(key.removeprefix("spark.hadoop."), value)
+
+
+def is_connect(spark: SparkSession) -> bool:
+    """Whether ``spark`` is a Spark Connect client session (no JVM, SparkContext or RDDs on this side)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def parallelism(spark: SparkSession) -> int:
+    """How many tasks the session runs at once: ``spark.default.parallelism`` (:func:`spark_conf` sets it to the
+    shuffle partitions; a Connect server reports its own), else the shuffle partitions."""
+    value = spark.conf.get("spark.default.parallelism", None) or spark.conf.get("spark.sql.shuffle.partitions")
+    return max(int(value or 1), 1)
 
 
 JOB_TAG_PREFIX = "lakehouse-"

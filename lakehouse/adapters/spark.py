@@ -107,6 +107,25 @@ def spark_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
     return conf
 
 
+# Settings a session takes only when it starts: on Spark Connect they are the server's (see README).
+_LAUNCH_ONLY = frozenset({"spark.sql.extensions", "spark.sql.catalog.spark_catalog", "spark.sql.warehouse.dir"})
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    """The part of :func:`spark_conf` a running session takes (``spark.conf.set``), for a Spark Connect server:
+    the SQL, Delta and Hadoop settings, Hadoop's without their ``spark.hadoop.`` prefix (a session hands its
+    settings to every Hadoop configuration it makes as they are). Master, jars, memory, Java options, Python and
+    Delta's extension and catalog are the server's, set when it was started. No credentials: see
+    :func:`configure_s3a`."""
+    conf = {}
+    for key, value in spark_conf(settings, []).items():
+        if key.startswith("spark.hadoop."):
+            conf[key.removeprefix("spark.hadoop.")] = value
+        elif key.startswith(("spark.sql.", "spark.databricks.")) and key not in _LAUNCH_ONLY:
+            conf[key] = value
+    return conf
+
+
 def s3a_conf(s3: S3Settings) -> dict[str, str]:
     """S3A for MinIO/S3: path-style endpoint, fast failure, and the magic committer. No credentials.
 
@@ -180,7 +199,8 @@ def build_spark(
     s3_jars: bool | None = None,
     extra_artifacts: tuple[Artifact, ...] = (),
 ) -> SparkSession:
-    """Start (or return the running) SparkSession configured for ``settings``.
+    """Start (or return the running) SparkSession configured for ``settings``; with ``LAKEHOUSE_SPARK_REMOTE``, a
+    session on that Spark Connect server instead (no Java or jars needed here: the server has them).
 
     ``s3_jars`` puts the S3A connector on the classpath even when ``settings`` has no S3 endpoint yet, so
     that :func:`configure_s3a` can point the live session at one later (tests start MinIO lazily).
@@ -189,6 +209,8 @@ def build_spark(
         JavaNotFoundError: Java is missing or older than 17.
         JarResolutionError: a connector jar could not be fetched or pyspark's Hadoop does not match.
     """
+    if settings.spark_remote is not None:
+        return _connect_session(settings, app_name=app_name)
     check_java()
     import pyspark
     from pyspark.sql import SparkSession
@@ -210,6 +232,19 @@ def build_spark(
         builder = builder.config(key, value)
     with _jvm_environment(settings.s3):
         return builder.getOrCreate()
+
+
+def _connect_session(settings: Settings, *, app_name: str) -> SparkSession:
+    """A session on the Spark Connect server of ``settings``, with the settings a running session takes."""
+    from pyspark.sql import SparkSession
+
+    assert settings.spark_remote is not None
+    spark = SparkSession.builder.remote(settings.spark_remote.reveal()).appName(app_name).getOrCreate()
+    for key, value in session_conf(settings).items():
+        spark.conf.set(key, value)
+    if settings.s3 is not None:
+        configure_s3a(spark, settings.s3)
+    return spark
 
 
 def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:

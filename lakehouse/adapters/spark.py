@@ -191,6 +191,13 @@ def _jvm_environment(s3: S3Settings | None) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def make_spark_dirs(settings: Settings) -> None:
+    """The folders a Spark started here writes to (data dir, event log), owner-only, before it starts."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.spark_event_log_dir is not None:
+        settings.spark_event_log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def build_spark(
     settings: Settings,
     *,
@@ -221,9 +228,7 @@ def build_spark(
         settings.jar_cache_dir,
         repository=settings.maven_repository,
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if settings.spark_event_log_dir is not None:
-        settings.spark_event_log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_spark_dirs(settings)
     # PySpark picks the worker interpreter from this variable, not from spark.pyspark.python; without it,
     # workers run whatever `python3` is first on PATH, which may lack this virtualenv's packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -274,6 +279,9 @@ def parallelism(spark: SparkSession) -> int:
 
 
 JOB_TAG_PREFIX = "lakehouse-"
+# How a session tag appears among a job's tags: ``spark-session-<id>-lakehouse-<name>`` in a local session,
+# ``SparkConnect_SessionTag_User_<user>_Session_<id>_Tag_lakehouse-<name>`` on a Spark Connect server.
+_TAGGED = re.compile(rf"(?:-|_Tag_){re.escape(JOB_TAG_PREFIX)}(.+)$")
 
 
 @contextlib.contextmanager
@@ -294,7 +302,8 @@ def tagged(spark: SparkSession | None, name: str) -> Iterator[None]:
 
 def jobs_by_tag(event_log_dir: Path) -> Counter[str]:
     """Spark jobs per :func:`tagged` name (``other`` for untagged ones) in the event logs under ``event_log_dir``
-    (``LAKEHOUSE_SPARK_EVENT_LOG_DIR``): plain or zstd-compressed (Spark's default), rolling or not."""
+    (``LAKEHOUSE_SPARK_EVENT_LOG_DIR``, or a Spark Connect server's): plain or zstd-compressed (Spark's default),
+    rolling or not."""
     import json
 
     import pyarrow as pa
@@ -308,7 +317,7 @@ def jobs_by_tag(event_log_dir: Path) -> Counter[str]:
             if '"SparkListenerJobStart"' not in line:
                 continue
             tags = str(json.loads(line).get("Properties", {}).get("spark.job.tags", "")).split(",")
-            names = [t.partition(f"-{JOB_TAG_PREFIX}")[2] for t in tags if f"-{JOB_TAG_PREFIX}" in t]
+            names = [m[1] for t in tags if (m := _TAGGED.search(t))]
             jobs[names[-1] if names else "other"] += 1
     return jobs
 
@@ -317,6 +326,11 @@ def stop_spark(spark: SparkSession, settings: Settings) -> None:
     """Stop the session; then make its event logs owner-only (Spark writes them group-readable, mode 770,
     for a history server in the group; the folder itself is created owner-only, so nobody else reached them)."""
     spark.stop()
+    owner_only_event_logs(settings)
+
+
+def owner_only_event_logs(settings: Settings) -> None:
+    """Make the event logs of a Spark that has stopped owner-only (as :func:`make_spark_dirs` made their folder)."""
     if settings.spark_event_log_dir is not None and settings.spark_event_log_dir.is_dir():
         for path in (settings.spark_event_log_dir, *settings.spark_event_log_dir.rglob("*")):
             path.chmod(path.stat().st_mode & 0o700)

@@ -3,6 +3,7 @@ and the Java check reads real `java -version` output."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from lakehouse.adapters import lake
-from lakehouse.adapters.spark import MIN_JAVA, java_major_version, session_conf, spark_conf
+from lakehouse.adapters.spark import MIN_JAVA, java_major_version, jobs_by_tag, session_conf, spark_conf
 from lakehouse.errors import JavaNotFoundError
 from lakehouse.settings import load_settings
 
@@ -123,3 +124,20 @@ def test_a_connect_session_gets_every_runtime_setting_and_never_a_launch_one(tmp
     assert launch.isdisjoint(conf)
     assert not [k for k in conf if k.startswith(("spark.hadoop.", "spark.driver.", "spark.executor", "spark.ui."))]
     assert not [value for value in conf.values() if "the-secret" in value]  # keys go through configure_s3a
+
+
+def test_jobs_are_counted_by_layer_from_a_local_sessions_tags_and_a_connect_servers(tmp_path: Path) -> None:
+    """A local session's tag is ``spark-session-<id>-lakehouse-<name>``; a Spark Connect server writes a client's
+    tag as ``SparkConnect_SessionTag_User_<user>_Session_<id>_Tag_lakehouse-<name>``."""
+    local = "spark-session-1f2e-lakehouse-bronze,spark-session-1f2e"
+    connect = ",".join(
+        (
+            "SparkConnect_OperationTag_User__Session_9a_Operation_7c",
+            "SparkConnect_SessionTag_User__Session_9a_Tag_lakehouse-silver",
+        )
+    )
+    events = [{"Event": "SparkListenerJobStart", "Properties": {"spark.job.tags": t}} for t in (local, connect, "")]
+    events.append({"Event": "SparkListenerJobEnd", "Properties": {"spark.job.tags": local}})
+    (tmp_path / "events_1_local-1").write_text("\n".join(json.dumps(e) for e in events))
+
+    assert jobs_by_tag(tmp_path) == {"bronze": 1, "silver": 1, "other": 1}

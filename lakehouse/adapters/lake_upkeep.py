@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from lakehouse.adapters.lake import delta_table, rows_if_table
 from lakehouse.adapters.spark import is_connect
@@ -57,24 +58,42 @@ class Version:
 
 
 def table_storage(spark: SparkSession, uri: str) -> TableStorage:
-    """The table's current-version bytes, its bytes on disk (or in the bucket) and its log's bytes.
+    """The table's current-version bytes, its bytes on disk (or in the bucket) and its log's bytes."""
+    return table_storages(spark, [uri])[uri]
 
-    The files on disk are what Spark lists for the table's folder and its log (the ``binaryFile`` source, length
-    only: no file is read), which also works on Spark Connect, where there is no Hadoop FileSystem at hand.
-    Like any Spark listing it leaves out hidden files (``.``/``_`` names: checksums, ``_last_checkpoint``).
+
+def table_storages(spark: SparkSession, uris: Sequence[str]) -> dict[str, TableStorage]:
+    """:func:`table_storage` of each of ``uris``: a ``describe detail`` each, and one listing for them all.
+
+    The files on disk are what Spark lists for the tables' folders and logs (the ``binaryFile`` source, path and
+    length only: no file is read), which also works on Spark Connect, where there is no Hadoop FileSystem at
+    hand. Like any Spark listing it leaves out hidden files (``.``/``_`` names: checksums, ``_last_checkpoint``).
     """
-    from pyspark.sql import functions as F
+    current = {uri: rows_if_table(spark, f"describe detail {delta_table(uri)}", "sizeInBytes") for uri in uris}
+    tables = [uri for uri, rows in current.items() if rows]
+    disk = {uri: 0 for uri in tables}
+    log = {uri: 0 for uri in tables}
+    if tables:
+        roots = [*tables, *(f"{uri}/_delta_log" for uri in tables)]
+        files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(roots)
+        folders = {uri: _location(uri) for uri in tables}
+        for path, length in files.select("path", "length").collect():
+            host, file = _location(path)
+            for uri, (table_host, folder) in folders.items():
+                if host == table_host and file.startswith(f"{folder}/"):
+                    disk[uri] += int(length)
+                    log[uri] += int(length) if file.startswith(f"{folder}/_delta_log/") else 0
+                    break
+    return {
+        uri: TableStorage(int(rows[0][0] or 0), disk[uri], log[uri]) if rows else TableStorage()
+        for uri, rows in current.items()
+    }
 
-    rows = rows_if_table(spark, f"describe detail {delta_table(uri)}", "sizeInBytes")
-    if not rows:
-        return TableStorage()
-    log = f"{uri}/_delta_log"
-    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load([uri, log])
-    in_log = F.col("path").contains("/_delta_log/")
-    disk, log_bytes = files.select(
-        F.sum("length"), F.sum(F.when(in_log, F.col("length")).otherwise(F.lit(0)))
-    ).first() or (0, 0)
-    return TableStorage(int(rows[0][0] or 0), int(disk or 0), int(log_bytes or 0))
+
+def _location(uri: str) -> tuple[str, str]:
+    """``(bucket, path)`` of a URI, decoded, without a trailing slash: ``file:/a`` and ``file:///a`` are one place."""
+    parts = urlsplit(uri)
+    return parts.netloc, unquote(parts.path).rstrip("/")
 
 
 def compact(spark: SparkSession, uri: str) -> int:

@@ -104,7 +104,7 @@ def lake_check(spark: SparkSession, settings: Settings) -> Probe:
             raise LakehouseError(f"cannot write a Delta table at {uri}: {message}") from None
         finally:
             with contextlib.suppress(Exception):
-                lake.delete_path(spark, uri)
+                lake.delete_path(settings, uri)
         if rows != 1:
             raise LakehouseError(f"probe table at {uri} read back {rows} rows, expected 1")
         tables = lake.list_tables(spark, settings.layer_uri("bronze"))

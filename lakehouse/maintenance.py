@@ -137,11 +137,10 @@ def maintain_lake(
 
 
 def table_storages(spark: SparkSession, settings: Settings) -> dict[tuple[str, str], TableStorage]:
-    """Every lake table's storage (one ``describe detail`` and one listing each), by ``(layer, table)``."""
-    return {
-        (layer, table): lake_upkeep.table_storage(spark, lake.table_uri(settings, layer, table))
-        for layer, table in lake_tables(spark, settings)
-    }
+    """Every lake table's storage (one ``describe detail`` each, one listing for all), by ``(layer, table)``."""
+    uris = {(layer, table): lake.table_uri(settings, layer, table) for layer, table in lake_tables(spark, settings)}
+    storages = lake_upkeep.table_storages(spark, list(uris.values()))
+    return {key: storages[uri] for key, uri in uris.items()}
 
 
 def lake_storage(

@@ -145,6 +145,8 @@ class Settings:
     landing_override: Path | None = None
     pgpass_file: Path | None = None
     spark_event_log_dir: Path | None = None
+    # A Spark Connect server, sc://host:port[/;token=…] (its parameters may carry a token); None: a local Spark.
+    spark_remote: Secret | None = None
     alert_webhook: Secret | None = None  # a chat webhook URL often carries its token
     alert_command: str | None = None
     retention_hours: float = 168.0
@@ -232,6 +234,7 @@ def load_settings(
         spark_event_log_dir=(
             _path(env["LAKEHOUSE_SPARK_EVENT_LOG_DIR"], base) if "LAKEHOUSE_SPARK_EVENT_LOG_DIR" in env else None
         ),
+        spark_remote=_spark_remote(env.get("LAKEHOUSE_SPARK_REMOTE")),
         alert_webhook=Secret(env["LAKEHOUSE_ALERT_WEBHOOK"]) if "LAKEHOUSE_ALERT_WEBHOOK" in env else None,
         alert_command=env.get("LAKEHOUSE_ALERT_COMMAND"),
         retention_hours=_retention_hours(env, "LAKEHOUSE_RETENTION_HOURS", 168.0),
@@ -292,6 +295,25 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ConfigurationError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _spark_remote(raw: str | None) -> Secret | None:
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "sc" or not parts.hostname:
+        raise ConfigurationError(
+            "LAKEHOUSE_SPARK_REMOTE is not a Spark Connect URL: expected sc://host:port (e.g. sc://127.0.0.1:15002; "
+            "the value is not shown, it may carry a token)"
+        )
+    return Secret(raw)
+
+
+def spark_remote_endpoint(settings: Settings) -> str | None:
+    """The Spark Connect server's ``sc://host:port``, without the URL's parameters (they may carry a token)."""
+    if settings.spark_remote is None:
+        return None
+    return f"sc://{urlsplit(settings.spark_remote.reveal()).netloc}"
 
 
 def _lake_uri(raw: str | None, data_dir: Path, base: Path) -> str:
@@ -367,7 +389,10 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
         ("data dir", str(settings.data_dir)),
         ("landing dir", str(settings.landing_dir)),
         ("lake", settings.lake_uri),
-        ("spark master", settings.spark_master),
+        (
+            "spark",
+            f"Spark Connect at {remote}" if (remote := spark_remote_endpoint(settings)) else settings.spark_master,
+        ),
         ("jar cache", str(settings.jar_cache_dir)),
         (
             "postgres",

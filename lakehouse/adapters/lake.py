@@ -1,4 +1,5 @@
-"""Delta Lake tables at layer locations, on ``file://`` or ``s3a://``, through Spark and Hadoop's FileSystem.
+"""Delta Lake tables at layer locations, on ``file://`` or ``s3a://``, through Spark's DataFrame and SQL APIs alone
+(which Spark Connect sessions have too).
 
 Guarantees, all from Delta's transaction log (a plain Parquet folder on an object store gives none of them):
 
@@ -15,15 +16,19 @@ Guarantees, all from Delta's transaction log (a plain Parquet folder on an objec
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
 
-from lakehouse.adapters.objectstore import bucket_of, ensure_bucket
+from lakehouse.adapters.objectstore import bucket_of, delete_prefix, ensure_bucket
+from lakehouse.errors import ConfigurationError
 from lakehouse.settings import LAKE_LAYERS, Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, Row, SparkSession
 
 _TXN_VERSION = 0  # one Delta transaction "application" per idempotency key, written once
 
@@ -41,30 +46,61 @@ def ensure_layers(settings: Settings) -> None:
         ensure_bucket(settings.s3, bucket)
 
 
-def _fs_and_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None, "the SparkSession has been stopped"
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+def delta_table(uri: str) -> str:
+    """The SQL name of the Delta table at ``uri``: ``delta.`<uri>``` (a backtick in the URI doubled)."""
+    return "delta.`" + uri.replace("`", "``") + "`"
+
+
+# What Spark answers when a path holds no Delta table: none there (DESCRIBE DETAIL), not one (DESCRIBE HISTORY).
+_NO_TABLE = frozenset(
+    {"DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_ONLY_OPERATION", "DELTA_TABLE_NOT_FOUND", "PATH_NOT_FOUND"}
+)
+
+
+def rows_if_table(spark: SparkSession, query: str, *columns: str | Column) -> list[Row] | None:
+    """``columns`` of the rows of a SQL command on one Delta table (``describe detail delta.`…```), or None when
+    the path holds no Delta table. SQL, not Delta's Python ``DeltaTable``: on Spark Connect that needs the Delta
+    Connect plugin on the server, SQL only Delta's SQL extension."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.sql(query).select(*columns).collect()
+    except AnalysisException as exc:
+        if exc.getCondition() in _NO_TABLE:
+            return None
+        raise
 
 
 def list_tables(spark: SparkSession, layer_root: str) -> list[str]:
-    """Names of the Delta tables directly below ``layer_root`` (folders holding a ``_delta_log``)."""
-    fs, root = _fs_and_path(spark, layer_root)
-    if not fs.exists(root):
-        return []
-    names = []
-    for status in fs.listStatus(root):
-        child = status.getPath()
-        if status.isDirectory() and fs.exists(child.suffix("/_delta_log")):
-            names.append(str(child.getName()))
-    return sorted(names)
+    """Names of the Delta tables directly below ``layer_root`` (folders holding a ``_delta_log``).
+
+    From the files Spark plans to read for ``<root>/*/_delta_log`` (``inputFiles``): a listing, no Spark job.
+    """
+    from pyspark.errors import AnalysisException
+
+    try:
+        files = spark.read.format("binaryFile").load(f"{layer_root.rstrip('/')}/*/_delta_log").inputFiles()
+    except AnalysisException as exc:
+        if exc.getCondition() == "PATH_NOT_FOUND":  # no layer folder yet, or no table in it
+            return []
+        raise
+    return sorted({unquote(f.split("/")[-3]) for f in files})
 
 
-def delete_path(spark: SparkSession, uri: str) -> None:
-    """Remove ``uri`` recursively (used for probes and tests, never for layer data)."""
-    fs, path = _fs_and_path(spark, uri)
-    fs.delete(path, True)
+def delete_path(settings: Settings, uri: str) -> None:
+    """Remove ``uri`` recursively (used for probes and tests, never for layer data).
+
+    From this process, not through Spark (which deletes no files): a ``file://`` lake is the folder this machine
+    sees, as it must be for a local Spark or a Connect server on this machine.
+    """
+    if uri.startswith("s3a://"):
+        if settings.s3 is None:
+            raise ConfigurationError(f"{uri} is on S3 but no S3 endpoint is configured")
+        delete_prefix(settings.s3, uri)
+    elif uri.startswith("file:"):
+        shutil.rmtree(url2pathname(urlsplit(uri).path), ignore_errors=True)
+    else:
+        raise ConfigurationError(f"cannot delete {uri}: expected an s3a:// or file: URI")
 
 
 @dataclass(frozen=True)
@@ -115,28 +151,31 @@ def replace_matching(
 ) -> WriteResult:
     """In one commit, delete the rows of the Delta table at ``uri`` that match a row of ``deletes`` and add
     ``inserts`` (the table's columns). ``match`` pairs each column of ``deletes`` (distinct rows) with the Spark
-    column of a target row it must equal, e.g. ``("_key", F.col("campaign_id"))``; a target row matches a
+    column of a target row it must equal, e.g. ``("_key", F.col("campaign_id"))`` (bare names are the target's
+    columns); a target row matches a
     ``deletes`` row when every pair is equal. Nothing to delete and nothing to insert commits nothing."""
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     spark = inserts.sparkSession
     before = table_version(spark, uri)
-    marked = deletes.select(*(F.col(name).alias(f"_delete_{name}") for name, _ in match))
-    source = inserts.unionByName(marked, allowMissingColumns=True)  # an insert has null marks: it matches nothing
-    target = DeltaTable.forPath(spark, uri).alias("t")
+    # The source's columns are renamed so that the condition's bare names can only mean the target's.
+    marked = deletes.select(*(F.col(f"`{name}`").alias(f"_delete_{name}") for name, _ in match))
+    renamed = inserts.select(*(F.col(f"`{c}`").alias(f"_insert_{c}") for c in inserts.columns))
+    source = renamed.unionByName(marked, allowMissingColumns=True)  # an insert has null marks: it matches nothing
     condition = None
     for name, column in match:
-        equal = column == F.col(f"s._delete_{name}")
+        equal = column == F.col(f"_delete_{name}")
         condition = equal if condition is None else condition & equal
     assert condition is not None, "match names at least one column"
-    inserted: dict[str, str | Column] = {c: F.col(f"s.`{c}`") for c in inserts.columns}
-    first_mark = F.col(f"s._delete_{match[0][0]}")
+    inserted: dict[str, Column] = {f"`{c}`": F.col(f"`_insert_{c}`") for c in inserts.columns}
+    first_mark = F.col(f"_delete_{match[0][0]}")
     (
-        target.merge(source.alias("s"), condition)
-        .whenMatchedDelete()
-        .whenNotMatchedInsert(condition=first_mark.isNull(), values=inserted)
-        .execute()
+        source.mergeInto(delta_table(uri), condition)
+        .whenMatched()
+        .delete()
+        .whenNotMatched(first_mark.isNull())
+        .insert(inserted)
+        .merge()
     )
     after, metrics = _latest_commit(spark, uri)
     if after == before:
@@ -155,10 +194,8 @@ def _clustered(df: DataFrame, cluster_by: Sequence[str]) -> DataFrame:
 
 def _latest_commit(spark: SparkSession, uri: str) -> tuple[int | None, dict[str, str]]:
     """The latest version of an existing Delta table and its operation metrics (numFiles, numOutputBytes, …)."""
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forPath(spark, uri).history(1).select("version", "operationMetrics").first()
-    return (int(row[0]), dict(row[1] or {})) if row else (None, {})
+    rows = rows_if_table(spark, f"describe history {delta_table(uri)} limit 1", "version", "operationMetrics")
+    return (int(rows[0][0]), dict(rows[0][1] or {})) if rows else (None, {})
 
 
 def read_table(spark: SparkSession, uri: str, *, as_of: str | int | None = None) -> DataFrame:
@@ -175,25 +212,24 @@ def read_table(spark: SparkSession, uri: str, *, as_of: str | int | None = None)
 
 
 def is_table(spark: SparkSession, uri: str) -> bool:
-    """Whether a Delta table is at ``uri`` (a look at its log folder; no Spark job)."""
-    from delta.tables import DeltaTable
+    """Whether a Delta table is at ``uri``: resolving its schema reads the log's latest state, no Spark job."""
+    from pyspark.errors import AnalysisException
 
-    return bool(DeltaTable.isDeltaTable(spark, uri))
+    try:
+        spark.read.format("delta").load(uri).schema  # noqa: B018  # resolving it is the check
+    except AnalysisException as exc:
+        if exc.getCondition() in _NO_TABLE:
+            return False
+        raise
+    return True
 
 
 def table_version(spark: SparkSession, uri: str) -> int | None:
     """The latest committed version of the Delta table at ``uri``, or None when there is no table."""
-    from delta.tables import DeltaTable
-
-    if not is_table(spark, uri):
-        return None
-    row = DeltaTable.forPath(spark, uri).history(1).select("version").first()
-    return int(row[0]) if row else None
+    return _latest_commit(spark, uri)[0]
 
 
 def table_size(spark: SparkSession, uri: str) -> tuple[int, int]:
     """``(files, bytes)`` of the Delta table's current version; ``(0, 0)`` when there is no table."""
-    if not is_table(spark, uri):
-        return 0, 0
-    row = spark.sql(f"describe detail delta.`{uri}`").select("numFiles", "sizeInBytes").first()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+    rows = rows_if_table(spark, f"describe detail {delta_table(uri)}", "numFiles", "sizeInBytes")
+    return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
-from lakehouse.adapters.lake import is_table
+from lakehouse.adapters.lake import delta_table, rows_if_table
+from lakehouse.adapters.spark import is_connect
 from lakehouse.settings import MIN_RETENTION_HOURS, check_retention
 
 if TYPE_CHECKING:
@@ -55,30 +57,48 @@ class Version:
     run_id: str | None
 
 
-def _bytes_below(spark: SparkSession, uri: str) -> int:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None, "the SparkSession has been stopped"
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return int(fs.getContentSummary(path).getLength()) if fs.exists(path) else 0
-
-
 def table_storage(spark: SparkSession, uri: str) -> TableStorage:
     """The table's current-version bytes, its bytes on disk (or in the bucket) and its log's bytes."""
-    from delta.tables import DeltaTable
+    return table_storages(spark, [uri])[uri]
 
-    if not DeltaTable.isDeltaTable(spark, uri):
-        return TableStorage()
-    row = spark.sql(f"describe detail delta.`{uri}`").select("sizeInBytes").first()
-    current = int(row[0]) if row else 0
-    return TableStorage(current, _bytes_below(spark, uri), _bytes_below(spark, f"{uri}/_delta_log"))
+
+def table_storages(spark: SparkSession, uris: Sequence[str]) -> dict[str, TableStorage]:
+    """:func:`table_storage` of each of ``uris``: a ``describe detail`` each, and one listing for them all.
+
+    The files on disk are what Spark lists for the tables' folders and logs (the ``binaryFile`` source, path and
+    length only: no file is read), which also works on Spark Connect, where there is no Hadoop FileSystem at
+    hand. Like any Spark listing it leaves out hidden files (``.``/``_`` names: checksums, ``_last_checkpoint``).
+    """
+    current = {uri: rows_if_table(spark, f"describe detail {delta_table(uri)}", "sizeInBytes") for uri in uris}
+    tables = [uri for uri, rows in current.items() if rows]
+    disk = {uri: 0 for uri in tables}
+    log = {uri: 0 for uri in tables}
+    if tables:
+        roots = [*tables, *(f"{uri}/_delta_log" for uri in tables)]
+        files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(roots)
+        folders = {uri: _location(uri) for uri in tables}
+        for path, length in files.select("path", "length").collect():
+            host, file = _location(path)
+            for uri, (table_host, folder) in folders.items():
+                if host == table_host and file.startswith(f"{folder}/"):
+                    disk[uri] += int(length)
+                    log[uri] += int(length) if file.startswith(f"{folder}/_delta_log/") else 0
+                    break
+    return {
+        uri: TableStorage(int(rows[0][0] or 0), disk[uri], log[uri]) if rows else TableStorage()
+        for uri, rows in current.items()
+    }
+
+
+def _location(uri: str) -> tuple[str, str]:
+    """``(bucket, path)`` of a URI, decoded, without a trailing slash: ``file:/a`` and ``file:///a`` are one place."""
+    parts = urlsplit(uri)
+    return parts.netloc, unquote(parts.path).rstrip("/")
 
 
 def compact(spark: SparkSession, uri: str) -> int:
     """Bin-pack the table's small files (per partition) into larger ones; the number of files it replaced."""
-    from delta.tables import DeltaTable
-
-    metrics = DeltaTable.forPath(spark, uri).optimize().executeCompaction().select("metrics.numFilesRemoved").first()
+    metrics = spark.sql(f"optimize {delta_table(uri)}").select("metrics.numFilesRemoved").first()
     return int(metrics[0]) if metrics and metrics[0] is not None else 0
 
 
@@ -90,18 +110,23 @@ def vacuum(
     Raises:
         UnsafeRetentionError: ``retention_hours`` is below ``min_retention_hours`` (nothing is deleted).
     """
-    from delta.tables import DeltaTable
-
     check_retention(retention_hours, min_retention_hours=min_retention_hours)
     with _console_on_stderr(spark):
-        DeltaTable.forPath(spark, uri).vacuum(retention_hours)
+        spark.sql(f"vacuum {delta_table(uri)} retain {float(retention_hours):f} hours").collect()
 
 
 @contextlib.contextmanager
 def _console_on_stderr(spark: SparkSession) -> Iterator[None]:
     """Delta's VACUUM reports "Deleted N files…" with Scala's ``println``, on the runner's stdout (where it would
     break ``--json``); point this thread's Scala console at stderr meanwhile (py4j pins a JVM thread per Python
-    thread)."""
+    thread).
+
+    The library's one use of the JVM, unavoidable: Scala's console is JVM state no Spark API reaches. On Spark
+    Connect it does nothing, and needs to do nothing: the ``println`` lands on the server's stdout, not ours.
+    """
+    if is_connect(spark):
+        yield
+        return
     jvm = spark.sparkContext._jvm
     assert jvm is not None, "the SparkSession has been stopped"
     console = getattr(getattr(jvm.scala, "Console$"), "MODULE$")  # the Scala object, not its static forwarders
@@ -120,12 +145,8 @@ def tag_commits(spark: SparkSession, run_id: str) -> None:
 
 def history(spark: SparkSession, uri: str) -> list[Version]:
     """Every version of the table still in its log, oldest first (empty when there is no table)."""
-    from delta.tables import DeltaTable
-
-    if not is_table(spark, uri):
-        return []
     columns = ("version", "timestamp", "operation", "operationMetrics", "userMetadata")
-    rows = DeltaTable.forPath(spark, uri).history().select(*columns).orderBy("version").collect()
+    rows = sorted(rows_if_table(spark, f"describe history {delta_table(uri)}", *columns) or [], key=lambda r: r[0])
     return [Version(int(r[0]), r[1], str(r[2]), _rows_written(r[3] or {}), r[4] or None) for r in rows]
 
 
@@ -146,18 +167,13 @@ def vacuum_due(spark: SparkSession, uri: str, *, retention_hours: float, now: dt
     older than :data:`VACUUM_SWEEP_HOURS`, or when none of its last :data:`VACUUM_CHECK_DEPTH` commits is a
     VACUUM. One read of the table's latest commits; no listing.
     """
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    if not is_table(spark, uri):
+    query = f"describe history {delta_table(uri)} limit {int(VACUUM_CHECK_DEPTH)}"
+    mode = F.col("operationParameters").getItem("mode")
+    rows = sorted(rows_if_table(spark, query, "version", "timestamp", "operation", mode) or [], key=lambda r: r[0])
+    if not rows:
         return None
-    rows = (
-        DeltaTable.forPath(spark, uri)
-        .history(VACUUM_CHECK_DEPTH)
-        .select("version", "timestamp", "operation", F.col("operationParameters").getItem("mode"))
-        .orderBy("version")
-        .collect()
-    )
     vacuums = [r for r in rows if r[2] == "VACUUM END"]  # completed ones: a killed VACUUM leaves a START alone
     if not vacuums and len(rows) >= VACUUM_CHECK_DEPTH and rows[0][0] > 0:
         return f"no VACUUM in its last {VACUUM_CHECK_DEPTH} commits"
@@ -179,18 +195,10 @@ def vacuum_due(spark: SparkSession, uri: str, *, retention_hours: float, now: dt
 def last_writer(spark: SparkSession, uri: str, *, depth: int = 20) -> str | None:
     """The run id of the latest commit that changed the table's rows (upkeep commits are skipped), looking back
     ``depth`` commits; None when there is none or it carries no run id."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
-
-    row = (
-        DeltaTable.forPath(spark, uri)
-        .history(depth)
-        .where(~F.col("operation").isin(*UPKEEP_OPERATIONS))
-        .orderBy(F.col("version").desc())
-        .select("userMetadata")
-        .first()
-    )
-    return (row[0] or None) if row else None
+    query = f"describe history {delta_table(uri)} limit {int(depth)}"
+    rows = rows_if_table(spark, query, "version", "operation", "userMetadata") or []
+    changes = sorted((r for r in rows if r[1] not in UPKEEP_OPERATIONS), key=lambda r: r[0])
+    return (changes[-1][2] or None) if changes else None
 
 
 def _rows_written(metrics: dict[str, Any]) -> int | None:

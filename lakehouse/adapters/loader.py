@@ -41,6 +41,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from lakehouse.adapters.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_columns
+from lakehouse.adapters.spark import parallelism
 from lakehouse.adapters.staging import load_session
 from lakehouse.adapters.warehouse import drop_primary_key, ensure_table
 from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
@@ -165,10 +166,9 @@ def _stage(
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
     copy = sql.SQL("copy {} ({}) from stdin with (format binary)").format(stage, columns)
     create_sql, copy_sql = create.as_string(conn), copy.as_string(conn)
-    df = item.df
-    streams = df.sparkSession.sparkContext.defaultParallelism
     # One COPY stream (and staging table) per core: more only compete for the same CPUs and connections.
-    rows = with_copy_columns(df if df.rdd.getNumPartitions() <= streams else df.coalesce(streams), item.table)
+    # coalesce never adds partitions, so fewer stay as they are (and it asks Spark nothing, unlike counting them).
+    rows = with_copy_columns(item.df.coalesce(parallelism(item.df.sparkSession)), item.table)
     try:
         staged = rows.mapInArrow(
             stage_partition(pg.connect_kwargs(), create_sql, copy_sql, item.table.columns, hook), STAGE_RESULT_SCHEMA

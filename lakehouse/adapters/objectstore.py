@@ -1,4 +1,4 @@
-"""The S3 side of the lake that Spark does not do: buckets exist before the first write.
+"""The S3 side of the lake that Spark does not do: buckets exist before the first write, probes are deleted.
 
 Uses boto3, an independent client, so what it sees is what any S3 tool sees.
 """
@@ -13,6 +13,7 @@ from lakehouse.settings import S3Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 
 def s3_client(s3: S3Settings) -> S3Client:
@@ -71,3 +72,17 @@ def ensure_bucket(s3: S3Settings, bucket: str, *, client: Any = None) -> bool:
             "creates landing, bronze, silver and quarantine"
         ) from None
     return True
+
+
+def delete_prefix(s3: S3Settings, uri: str) -> int:
+    """Delete every object below ``uri`` (``s3a://bucket/folder``, as a folder); the number deleted."""
+    parts = urlsplit(uri)
+    prefix = parts.path.strip("/") + "/"
+    client = s3_client(s3)
+    deleted = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=parts.netloc, Prefix=prefix):
+        keys: list[ObjectIdentifierTypeDef] = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=parts.netloc, Delete={"Objects": keys})
+            deleted += len(keys)
+    return deleted

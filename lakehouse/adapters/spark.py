@@ -107,6 +107,25 @@ def spark_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
     return conf
 
 
+# Settings a session takes only when it starts: on Spark Connect they are the server's (see README).
+_LAUNCH_ONLY = frozenset({"spark.sql.extensions", "spark.sql.catalog.spark_catalog", "spark.sql.warehouse.dir"})
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    """The part of :func:`spark_conf` a running session takes (``spark.conf.set``), for a Spark Connect server:
+    the SQL, Delta and Hadoop settings, Hadoop's without their ``spark.hadoop.`` prefix (a session hands its
+    settings to every Hadoop configuration it makes as they are). Master, jars, memory, Java options, Python and
+    Delta's extension and catalog are the server's, set when it was started. No credentials: see
+    :func:`configure_s3a`."""
+    conf = {}
+    for key, value in spark_conf(settings, []).items():
+        if key.startswith("spark.hadoop."):
+            conf[key.removeprefix("spark.hadoop.")] = value
+        elif key.startswith(("spark.sql.", "spark.databricks.")) and key not in _LAUNCH_ONLY:
+            conf[key] = value
+    return conf
+
+
 def s3a_conf(s3: S3Settings) -> dict[str, str]:
     """S3A for MinIO/S3: path-style endpoint, fast failure, and the magic committer. No credentials.
 
@@ -172,6 +191,13 @@ def _jvm_environment(s3: S3Settings | None) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def make_spark_dirs(settings: Settings) -> None:
+    """The folders a Spark started here writes to (data dir, event log), owner-only, before it starts."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.spark_event_log_dir is not None:
+        settings.spark_event_log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def build_spark(
     settings: Settings,
     *,
@@ -180,7 +206,8 @@ def build_spark(
     s3_jars: bool | None = None,
     extra_artifacts: tuple[Artifact, ...] = (),
 ) -> SparkSession:
-    """Start (or return the running) SparkSession configured for ``settings``.
+    """Start (or return the running) SparkSession configured for ``settings``; with ``LAKEHOUSE_SPARK_REMOTE``, a
+    session on that Spark Connect server instead (no Java or jars needed here: the server has them).
 
     ``s3_jars`` puts the S3A connector on the classpath even when ``settings`` has no S3 endpoint yet, so
     that :func:`configure_s3a` can point the live session at one later (tests start MinIO lazily).
@@ -189,6 +216,8 @@ def build_spark(
         JavaNotFoundError: Java is missing or older than 17.
         JarResolutionError: a connector jar could not be fetched or pyspark's Hadoop does not match.
     """
+    if settings.spark_remote is not None:
+        return _connect_session(settings, app_name=app_name)
     check_java()
     import pyspark
     from pyspark.sql import SparkSession
@@ -199,9 +228,7 @@ def build_spark(
         settings.jar_cache_dir,
         repository=settings.maven_repository,
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if settings.spark_event_log_dir is not None:
-        settings.spark_event_log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_spark_dirs(settings)
     # PySpark picks the worker interpreter from this variable, not from spark.pyspark.python; without it,
     # workers run whatever `python3` is first on PATH, which may lack this virtualenv's packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -212,22 +239,49 @@ def build_spark(
         return builder.getOrCreate()
 
 
-def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:
-    """Point a running session (started with the S3A jars) at ``s3``.
+def _connect_session(settings: Settings, *, app_name: str) -> SparkSession:
+    """A session on the Spark Connect server of ``settings``, with the settings a running session takes."""
+    from pyspark.sql import SparkSession
 
-    Hadoop caches one FileSystem per bucket, so this applies to buckets first touched after the call.
+    assert settings.spark_remote is not None
+    spark = SparkSession.builder.remote(settings.spark_remote.reveal()).appName(app_name).getOrCreate()
+    for key, value in session_conf(settings).items():
+        spark.conf.set(key, value)
+    if settings.s3 is not None:
+        configure_s3a(spark, settings.s3)
+    return spark
+
+
+def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:
+    """Point a running session (started with the S3A jars) at ``s3``, credentials included.
+
+    Through the session's configuration, not the JVM's Hadoop configuration (Spark Connect has no JVM on the
+    client): Spark copies a session's settings into the Hadoop configuration of every file system it opens for
+    it, and its event log redacts the keys. Hadoop caches one FileSystem per bucket, so this applies to buckets
+    first touched after the call.
     """
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
     keys = {"spark.hadoop.fs.s3a.access.key": s3.access_key_id}
     keys["spark.hadoop.fs.s3a.secret.key"] = s3.secret_access_key.reveal()
     for key, value in (s3a_conf(s3) | keys).items():
-        if key.startswith("spark.hadoop."):
-            hadoop_conf.set(key.removeprefix("spark.hadoop."), value)
-        else:
-            spark.conf.set(key, value)
+        spark.conf.set(key.removeprefix("spark.hadoop."), value)
+
+
+def is_connect(spark: SparkSession) -> bool:
+    """Whether ``spark`` is a Spark Connect client session (no JVM, SparkContext or RDDs on this side)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def parallelism(spark: SparkSession) -> int:
+    """How many tasks the session runs at once: ``spark.default.parallelism`` (:func:`spark_conf` sets it to the
+    shuffle partitions; a Connect server reports its own), else the shuffle partitions."""
+    value = spark.conf.get("spark.default.parallelism", None) or spark.conf.get("spark.sql.shuffle.partitions")
+    return max(int(value or 1), 1)
 
 
 JOB_TAG_PREFIX = "lakehouse-"
+# How a session tag appears among a job's tags: ``spark-session-<id>-lakehouse-<name>`` in a local session,
+# ``SparkConnect_SessionTag_User_<user>_Session_<id>_Tag_lakehouse-<name>`` on a Spark Connect server.
+_TAGGED = re.compile(rf"(?:-|_Tag_){re.escape(JOB_TAG_PREFIX)}(.+)$")
 
 
 @contextlib.contextmanager
@@ -248,7 +302,8 @@ def tagged(spark: SparkSession | None, name: str) -> Iterator[None]:
 
 def jobs_by_tag(event_log_dir: Path) -> Counter[str]:
     """Spark jobs per :func:`tagged` name (``other`` for untagged ones) in the event logs under ``event_log_dir``
-    (``LAKEHOUSE_SPARK_EVENT_LOG_DIR``): plain or zstd-compressed (Spark's default), rolling or not."""
+    (``LAKEHOUSE_SPARK_EVENT_LOG_DIR``, or a Spark Connect server's): plain or zstd-compressed (Spark's default),
+    rolling or not."""
     import json
 
     import pyarrow as pa
@@ -262,7 +317,7 @@ def jobs_by_tag(event_log_dir: Path) -> Counter[str]:
             if '"SparkListenerJobStart"' not in line:
                 continue
             tags = str(json.loads(line).get("Properties", {}).get("spark.job.tags", "")).split(",")
-            names = [t.partition(f"-{JOB_TAG_PREFIX}")[2] for t in tags if f"-{JOB_TAG_PREFIX}" in t]
+            names = [m[1] for t in tags if (m := _TAGGED.search(t))]
             jobs[names[-1] if names else "other"] += 1
     return jobs
 
@@ -271,6 +326,11 @@ def stop_spark(spark: SparkSession, settings: Settings) -> None:
     """Stop the session; then make its event logs owner-only (Spark writes them group-readable, mode 770,
     for a history server in the group; the folder itself is created owner-only, so nobody else reached them)."""
     spark.stop()
+    owner_only_event_logs(settings)
+
+
+def owner_only_event_logs(settings: Settings) -> None:
+    """Make the event logs of a Spark that has stopped owner-only (as :func:`make_spark_dirs` made their folder)."""
     if settings.spark_event_log_dir is not None and settings.spark_event_log_dir.is_dir():
         for path in (settings.spark_event_log_dir, *settings.spark_event_log_dir.rglob("*")):
             path.chmod(path.stat().st_mode & 0o700)

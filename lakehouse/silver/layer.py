@@ -502,7 +502,7 @@ def _merge_lake(settings: Settings, item: _Increment, run: Reconciliation) -> la
     results = []
     for schema, inserts, rows, deletes, match, contract in (
         ("silver", item.silver, run.silver_rows, item.seen,
-         [("_key", F.col(f"t.`{SILVER[item.table].key[0]}`"))], SILVER[item.table]),
+         [("_key", F.col(f"`{SILVER[item.table].key[0]}`"))], SILVER[item.table]),
         ("quarantine", item.quarantine, run.quarantined, item.matches,
          _quarantine_match(item.table), quarantine_table(item.table)),
     ):  # fmt: skip
@@ -522,6 +522,6 @@ def _merge_lake(settings: Settings, item: _Increment, run: Reconciliation) -> la
 
 def _quarantine_match(table: str) -> list[tuple[str, SparkColumn]]:
     fk = foreign_key(table)
-    key = F.coalesce(F.col(f"t.`{SILVER[table].key[0]}`"), F.lit(NO_TEXT))
-    parent = F.coalesce(F.col(f"t.`{fk.column}`"), F.lit(NO_TEXT)) if fk else F.lit(NO_TEXT)
+    key = F.coalesce(F.col(f"`{SILVER[table].key[0]}`"), F.lit(NO_TEXT))
+    parent = F.coalesce(F.col(f"`{fk.column}`"), F.lit(NO_TEXT)) if fk else F.lit(NO_TEXT)
     return [("_match_key", key), ("_match_fk", parent)]

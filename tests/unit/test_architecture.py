@@ -90,3 +90,57 @@ def test_declarations_and_the_package_import_without_spark_or_dbt(module: str) -
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing {module} loads {out}"
+
+
+# Spark Connect sessions have no JVM gateway, SparkContext or RDDs. The one JVM use left (pointing the Scala console
+# at stderr while Delta's VACUUM prints) is a no-op on a Connect session, and lives in this function alone.
+JVM_ONLY = frozenset({"_jvm", "_jsc", "_jdf", "_jconf", "rdd", "sparkContext"})
+JVM_ALLOWED = {("adapters/lake_upkeep.py", "_console_on_stderr")}
+
+
+def _jvm_uses(path: Path) -> set[tuple[str, str, int]]:
+    """``(function, attribute, line)`` of every JVM-only attribute the module reads, with the innermost enclosing
+    function's name (``<module>`` outside one)."""
+    found: set[tuple[str, str, int]] = set()
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else function
+            if isinstance(child, ast.Attribute) and child.attr in JVM_ONLY:
+                found.add((name, child.attr, child.lineno))
+            visit(child, name)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "<module>")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_library_code_needs_no_jvm_so_it_runs_on_spark_connect(path: Path) -> None:
+    relative = str(path.relative_to(PACKAGE))
+    uses = sorted(u for u in _jvm_uses(path) if (relative, u[0]) not in JVM_ALLOWED)
+    assert uses == [], f"{relative} reaches into the JVM (no such thing on Spark Connect): {uses}"
+
+
+def test_the_one_jvm_use_left_is_skipped_on_a_connect_session() -> None:
+    [(relative, function)] = JVM_ALLOWED
+    source = ast.get_source_segment(
+        text := (PACKAGE / relative).read_text(encoding="utf-8"),
+        next(n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.FunctionDef) and n.name == function),
+    )
+    assert source is not None
+    assert "is_connect(spark)" in source, f"{function} must do nothing on Spark Connect"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_delta_is_reached_through_sql_so_a_connect_server_needs_only_deltas_sql_extension(path: Path) -> None:
+    """Delta's Python ``DeltaTable`` API needs, on Spark Connect, the Delta Connect plugin on the server; its SQL
+    (``describe history``, ``optimize``, ``vacuum``) and Spark's own ``mergeInto`` need only Delta's SQL extension."""
+    assert imported_delta(path) == set(), f"{path.relative_to(PACKAGE)} uses Delta's Python API"
+
+
+def imported_delta(path: Path) -> set[str]:
+    return {
+        node.module
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "delta"
+    }

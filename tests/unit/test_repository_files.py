@@ -202,9 +202,11 @@ def _other_value(example: str) -> str:
 def test_every_setting_has_a_documented_variable_and_every_documented_variable_does_something(
     tmp_path: Path,
 ) -> None:
-    # An external PostgreSQL, S3 credentials and a webhook, so that every nested setting exists and can change.
+    # An external PostgreSQL, S3 credentials, a webhook and a Connect server, so that every nested setting exists
+    # and can change.
     context = {"PGHOST": "context-host", "AWS_ACCESS_KEY_ID": "context-id", "AWS_SECRET_ACCESS_KEY": "context-key"}
     context["LAKEHOUSE_ALERT_WEBHOOK"] = "http://127.0.0.1:1/context-hook"
+    context["LAKEHOUSE_SPARK_REMOTE"] = "sc://context-host:15002"
     baseline = _leaves(load_settings(context, dotenv_path=None, base_dir=tmp_path))
 
     changed_by: dict[str, set[str]] = {}

@@ -181,3 +181,21 @@ def test_publish_lock_timeout_and_attempts_are_configurable_and_checked(tmp_path
         load_settings({"LAKEHOUSE_PUBLISH_ATTEMPTS": "0"}, dotenv_path=None, base_dir=tmp_path)
     with pytest.raises(ConfigurationError, match="LAKEHOUSE_LOCK_TIMEOUT_MS must be a whole number"):
         load_settings({"LAKEHOUSE_LOCK_TIMEOUT_MS": "10s"}, dotenv_path=None, base_dir=tmp_path)
+
+
+def test_a_spark_connect_server_is_chosen_by_its_url_its_token_stays_hidden_and_a_bad_url_is_refused(
+    tmp_path: Path,
+) -> None:
+    assert load_settings({}, dotenv_path=None, base_dir=tmp_path).spark_remote is None
+    url = "sc://spark.internal:15002/;use_ssl=true;token=connect-token-xyz"
+
+    settings = load_settings({"LAKEHOUSE_SPARK_REMOTE": url}, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.spark_remote is not None
+    assert settings.spark_remote.reveal() == url
+    assert ("spark", "Spark Connect at sc://spark.internal:15002") in describe(settings)
+    assert "connect-token-xyz" not in repr(settings) + repr(describe(settings))
+    with pytest.raises(
+        ConfigurationError, match=r"LAKEHOUSE_SPARK_REMOTE is not a Spark Connect URL: expected sc://host:port"
+    ):
+        load_settings({"LAKEHOUSE_SPARK_REMOTE": "spark.internal:15002"}, dotenv_path=None, base_dir=tmp_path)

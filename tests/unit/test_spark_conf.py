@@ -3,6 +3,7 @@ and the Java check reads real `java -version` output."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from lakehouse.adapters import lake
-from lakehouse.adapters.spark import MIN_JAVA, java_major_version, spark_conf
+from lakehouse.adapters.spark import MIN_JAVA, java_major_version, jobs_by_tag, session_conf, spark_conf
 from lakehouse.errors import JavaNotFoundError
 from lakehouse.settings import load_settings
 
@@ -103,3 +104,40 @@ def test_unreadable_java_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_machine_java_is_new_enough() -> None:
     assert java_major_version() >= MIN_JAVA
+
+
+def test_a_connect_session_gets_every_runtime_setting_and_never_a_launch_one(tmp_path: Path) -> None:
+    """A Spark Connect server is already running: its session takes the SQL, Delta and Hadoop settings (Hadoop's
+    without the ``spark.hadoop.`` prefix: a session hands its settings to Hadoop as they are), not the launch ones
+    (master, jars, memory, extensions), which are the server's."""
+    env = {"LAKEHOUSE_SHUFFLE_PARTITIONS": "3", "LAKEHOUSE_LAKE_URI": "s3a://", "AWS_ACCESS_KEY_ID": "key-id"}
+    settings = load_settings(env | {"AWS_SECRET_ACCESS_KEY": "the-secret"}, dotenv_path=None, base_dir=tmp_path)
+
+    conf = session_conf(settings)
+
+    assert conf["spark.sql.shuffle.partitions"] == conf["spark.databricks.delta.snapshotPartitions"] == "3"
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+    assert conf["parquet.writer.version"] == "v2"
+    assert conf["fs.s3a.committer.name"] == "magic"
+    assert conf["spark.sql.sources.commitProtocolClass"].endswith("PathOutputCommitProtocol")
+    launch = {"spark.master", "spark.jars", "spark.driver.memory", "spark.sql.extensions", "spark.sql.warehouse.dir"}
+    assert launch.isdisjoint(conf)
+    assert not [k for k in conf if k.startswith(("spark.hadoop.", "spark.driver.", "spark.executor", "spark.ui."))]
+    assert not [value for value in conf.values() if "the-secret" in value]  # keys go through configure_s3a
+
+
+def test_jobs_are_counted_by_layer_from_a_local_sessions_tags_and_a_connect_servers(tmp_path: Path) -> None:
+    """A local session's tag is ``spark-session-<id>-lakehouse-<name>``; a Spark Connect server writes a client's
+    tag as ``SparkConnect_SessionTag_User_<user>_Session_<id>_Tag_lakehouse-<name>``."""
+    local = "spark-session-1f2e-lakehouse-bronze,spark-session-1f2e"
+    connect = ",".join(
+        (
+            "SparkConnect_OperationTag_User__Session_9a_Operation_7c",
+            "SparkConnect_SessionTag_User__Session_9a_Tag_lakehouse-silver",
+        )
+    )
+    events = [{"Event": "SparkListenerJobStart", "Properties": {"spark.job.tags": t}} for t in (local, connect, "")]
+    events.append({"Event": "SparkListenerJobEnd", "Properties": {"spark.job.tags": local}})
+    (tmp_path / "events_1_local-1").write_text("\n".join(json.dumps(e) for e in events))
+
+    assert jobs_by_tag(tmp_path) == {"bronze": 1, "silver": 1, "other": 1}

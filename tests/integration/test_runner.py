@@ -54,6 +54,7 @@ def test_runner_works_on_the_embedded_default_from_any_directory(tmp_path: Path)
     assert "succeeded" in report.read_text()
     assert (tmp_path / "data" / "landing" / "manifest.json").is_file()
     assert "stopped embedded PostgreSQL" in proc.stderr  # it stops what it started
+    assert "\tat org.apache." not in proc.stderr, proc.stderr[-5000:]  # a clean run prints no Java stack trace
     # The local lake (raw rows with personal data), the landing copy, the server and the role passwords: all
     # owner-only, files and folders.
     assert list((tmp_path / "data" / "lake" / "silver").rglob("*.parquet"))

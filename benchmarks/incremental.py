@@ -7,9 +7,12 @@ each a whole ``silver`` step (classify, write the candidate, audit it with recon
 (full) ``--full-refresh``: a rebuild from all history;
 (noop) a re-run with no new bronze batch;
 (one_percent) a run after a new batch holding about 1 % of the history's rows (a sample of ``--scale / 100``
-with another seed: new keys, and re-deliveries and changes of old ones) was ingested.
+with another seed: new keys, and re-deliveries and changes of old ones) was ingested;
+(one_row) a run after a batch of one performance row (the first of that sample's first performance file): what
+an incremental run costs whatever arrived, the floor under ``one_percent``.
 A lake and an embedded PostgreSQL in a temporary directory (the PG* variables pick another server).
-The last line is ``RESULT noop_vs_full=<noop/full> one_percent_vs_full=<one_percent/full>`` (time ratios).
+The last line is ``RESULT noop_vs_full=<noop/full> one_percent_vs_full=<one_percent/full>
+one_row_vs_full=<one_row/full>`` (time ratios).
 """
 
 from __future__ import annotations
@@ -73,10 +76,16 @@ def main(argv: list[str] | None = None) -> int:
             generate(scratch / "new", scale=args.scale / 100, seed=43, dirty_rate=0.02)
             step(("bronze",), scratch / "new")
             timings["one_percent"] = step(("silver",))
+            first = sorted((scratch / "new").glob("performance*.csv"))[0]
+            header, row = first.read_bytes().splitlines(keepends=True)[:2]
+            (scratch / "one_row").mkdir()
+            (scratch / "one_row" / "performance_one_row.csv").write_bytes(header + row)
+            step(("bronze",), scratch / "one_row")
+            timings["one_row"] = step(("silver",))
     for name, seconds in timings.items():
         print(f"silver {name:<12} {seconds:8.1f} s")
-    noop, one = timings["noop"] / timings["full"], timings["one_percent"] / timings["full"]
-    print(f"RESULT noop_vs_full={noop:.3f} one_percent_vs_full={one:.3f}")
+    noop, one, row = (timings[name] / timings["full"] for name in ("noop", "one_percent", "one_row"))
+    print(f"RESULT noop_vs_full={noop:.3f} one_percent_vs_full={one:.3f} one_row_vs_full={row:.3f}")
     return 0
 
 

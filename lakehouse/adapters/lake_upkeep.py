@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from lakehouse.adapters.lake import delta_table, rows_if_table
-from lakehouse.adapters.spark import is_connect
+from lakehouse.adapters.spark import in_parallel, is_connect
 from lakehouse.settings import MIN_RETENTION_HOURS, check_retention
 
 if TYPE_CHECKING:
@@ -63,13 +64,16 @@ def table_storage(spark: SparkSession, uri: str) -> TableStorage:
 
 
 def table_storages(spark: SparkSession, uris: Sequence[str]) -> dict[str, TableStorage]:
-    """:func:`table_storage` of each of ``uris``: a ``describe detail`` each, and one listing for them all.
+    """:func:`table_storage` of each of ``uris``: a ``describe detail`` each (all at once: each waits on its log
+    read, so they overlap), and one listing for them all.
 
     The files on disk are what Spark lists for the tables' folders and logs (the ``binaryFile`` source, path and
     length only: no file is read), which also works on Spark Connect, where there is no Hadoop FileSystem at
     hand. Like any Spark listing it leaves out hidden files (``.``/``_`` names: checksums, ``_last_checkpoint``).
     """
-    current = {uri: rows_if_table(spark, f"describe detail {delta_table(uri)}", "sizeInBytes") for uri in uris}
+    queries = [f"describe detail {delta_table(uri)}" for uri in uris]
+    details = in_parallel(spark, [functools.partial(rows_if_table, spark, q, "sizeInBytes") for q in queries])
+    current = dict(zip(uris, details, strict=True))
     tables = [uri for uri, rows in current.items() if rows]
     disk = {uri: 0 for uri in tables}
     log = {uri: 0 for uri in tables}

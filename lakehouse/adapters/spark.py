@@ -13,10 +13,11 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from lakehouse.adapters.jars import Artifact, check_hadoop_version, required_artifacts, resolve_jars
 from lakehouse.errors import JavaNotFoundError
@@ -25,6 +26,7 @@ from lakehouse.settings import S3Settings, Settings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+T = TypeVar("T")
 MIN_JAVA = 17
 _JAVA_HINT = (
     "Spark 4 needs Java 17 or newer. Install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; "
@@ -298,6 +300,35 @@ def tagged(spark: SparkSession | None, name: str) -> Iterator[None]:
         yield
     finally:
         spark.removeTag(tag)
+
+
+def in_parallel(spark: SparkSession, tasks: Sequence[Callable[[], T]]) -> list[T]:
+    """Run ``tasks`` at once, one thread each, and return their results in order; raise the first task's error
+    after every task has ended (none is left running).
+
+    For independent Spark work that waits more than it computes, e.g. Delta commits to different tables: each
+    runs its own jobs, and the scheduler interleaves them, so one's log reads and planning overlap another's
+    tasks. Each thread carries this thread's job tags (:func:`tagged`), which Spark keeps per thread."""
+    if len(tasks) <= 1:
+        return [task() for task in tasks]
+    tags = sorted(spark.getTags())
+
+    def carried(task: Callable[[], T]) -> T:
+        for tag in tags:
+            spark.addTag(tag)
+        try:
+            return task()
+        finally:
+            for tag in tags:
+                spark.removeTag(tag)
+
+    with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="lakehouse-parallel") as pool:
+        futures = [pool.submit(carried, task) for task in tasks]
+        errors = [f.exception() for f in futures]  # waits for every task
+    for error in errors:
+        if error is not None:
+            raise error
+    return [f.result() for f in futures]
 
 
 def jobs_by_tag(event_log_dir: Path) -> Counter[str]:

@@ -31,6 +31,7 @@ from lakehouse.adapters.publish import (
     publish_changes,
     stage_changes,
 )
+from lakehouse.adapters.spark import in_parallel
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import Reconciliation, last_audit, passed_runs, reconciliation_of, record_reconciliation
 from lakehouse.bronze.ingest_log import completed_batches
@@ -221,16 +222,18 @@ def build_silver(
         started = time.monotonic()
         publish_candidates(pg, [(item.schema, item.table) for item in loads], policy=PublishPolicy.of(settings))
         report.warehouse_seconds += time.monotonic() - started
-        for item in loads:  # the lake follows the warehouse: a publish that gave up leaves both stores as they were
-            started = time.monotonic()
-            table = item.table.name
-            uri = lake.table_uri(settings, item.schema, table)
-            written = lake.write_table(
-                item.df, uri, mode="replace", partition_by=item.table.partition_by, cluster_by=item.table.cluster_by
-            )
-            entry = report.tables[table]
-            entry.parquet_bytes += written.bytes if item.schema == "silver" else 0
-            entry.seconds += time.monotonic() - started
+        # The lake follows the warehouse: a publish that gave up leaves both stores as they were.
+        _publish_lake(
+            spark,
+            report,
+            [
+                (item.table.name, item.schema, functools.partial(
+                    lake.write_table, item.df, lake.table_uri(settings, item.schema, item.table.name),
+                    mode="replace", partition_by=item.table.partition_by, cluster_by=item.table.cluster_by,
+                ))
+                for item in loads
+            ],
+        )  # fmt: skip
     finally:
         drop_candidates(pg, CANDIDATE_LAYERS)
         for frame in cached:
@@ -320,14 +323,18 @@ def published_base(
         if existing_tables(pg, schema, list(TABLES)) != list(TABLES):
             return f"a {schema} table is missing in PostgreSQL"
     passed = passed_runs(pg, "silver")
-    for schema in CANDIDATE_LAYERS:
-        for table in TABLES:
-            uri = lake.table_uri(settings, schema, table)
-            if not lake.is_table(spark, uri):
-                return f"the lake has no {schema}/{table}"
-            writer = last_writer(spark, uri)
-            if writer not in passed:
-                return f"{schema}/{table} was last written by run {writer}, whose silver audit did not pass"
+    tables = [(schema, table) for schema in CANDIDATE_LAYERS for table in TABLES]
+
+    def writer(uri: str) -> tuple[bool, str | None]:
+        """Whether the table exists, and the run of its latest write."""
+        return (True, last_writer(spark, uri)) if lake.is_table(spark, uri) else (False, None)
+
+    writers = in_parallel(spark, [functools.partial(writer, lake.table_uri(settings, *name)) for name in tables])
+    for (schema, table), (exists, run) in zip(tables, writers, strict=True):
+        if not exists:
+            return f"the lake has no {schema}/{table}"
+        if run not in passed:
+            return f"{schema}/{table} was last written by run {run}, whose silver audit did not pass"
     return Published(last.run_id, tuple(last.batches), balance)
 
 
@@ -443,12 +450,8 @@ def update_silver(
         started = time.monotonic()
         publish_changes(pg, changes, policy=PublishPolicy.of(settings))
         report.warehouse_seconds += time.monotonic() - started
-        for item in increments:  # the lake follows the warehouse, as in build_silver
-            started = time.monotonic()
-            entry = report.tables[item.table]
-            assert entry.run is not None
-            entry.parquet_bytes += _merge_lake(settings, item, entry.run).bytes
-            entry.seconds += time.monotonic() - started
+        # The lake follows the warehouse, as in build_silver.
+        _publish_lake(spark, report, [w for item in increments for w in _lake_changes(settings, item, report)])
     finally:
         drop_candidates(pg, CANDIDATE_LAYERS)
     return report
@@ -496,10 +499,15 @@ def _stage_increments(
     return changes
 
 
-def _merge_lake(settings: Settings, item: _Increment, run: Reconciliation) -> lake.WriteResult:
-    """One Delta commit per table and layer: a MERGE when earlier rows were re-classified, else an append of the
-    new rows (none when there is nothing to add). Returns the silver table's write."""
-    results = []
+_LakeWrite = tuple[str, str, Callable[[], lake.WriteResult]]  # table, layer, its one Delta commit
+
+
+def _lake_changes(settings: Settings, item: _Increment, report: SilverReport) -> list[_LakeWrite]:
+    """The Delta commit of each of the table's two layers: a MERGE when earlier rows were re-classified, else an
+    append of the new rows (none when there is nothing to add)."""
+    run = report.tables[item.table].run
+    assert run is not None
+    writes: list[_LakeWrite] = []
     for schema, inserts, rows, deletes, match, contract in (
         ("silver", item.silver, run.silver_rows, item.seen,
          [("_key", F.col(f"`{SILVER[item.table].key[0]}`"))], SILVER[item.table]),
@@ -508,16 +516,32 @@ def _merge_lake(settings: Settings, item: _Increment, run: Reconciliation) -> la
     ):  # fmt: skip
         uri = lake.table_uri(settings, schema, item.table)
         if item.earlier_rows > 0:
-            results.append(lake.replace_matching(inserts, uri, deletes=deletes, match=match))
+            write = functools.partial(lake.replace_matching, inserts, uri, deletes=deletes, match=match)
         elif rows:
-            results.append(
-                lake.write_table(
-                    inserts, uri, mode="append", partition_by=contract.partition_by, cluster_by=contract.cluster_by
-                )
-            )
+            write = functools.partial(
+                lake.write_table, inserts, uri, mode="append", partition_by=contract.partition_by,
+                cluster_by=contract.cluster_by,
+            )  # fmt: skip
         else:
-            results.append(lake.WriteResult(False, None))
-    return results[0]
+            continue
+        writes.append((item.table, schema, write))
+    return writes
+
+
+def _publish_lake(spark: SparkSession, report: SilverReport, writes: Sequence[_LakeWrite]) -> None:
+    """Make every Delta commit of the publish, all at once (:func:`~lakehouse.adapters.spark.in_parallel`: each
+    table's log reads and planning overlap the others' tasks). Each table's seconds (its own commits; they
+    overlap, so they add up to more than the wall time) and silver bytes go to ``report``."""
+
+    def timed(write: Callable[[], lake.WriteResult]) -> tuple[lake.WriteResult, float]:
+        started = time.monotonic()
+        return write(), time.monotonic() - started
+
+    results = in_parallel(spark, [functools.partial(timed, write) for _, _, write in writes])
+    for (table, schema, _), (written, seconds) in zip(writes, results, strict=True):
+        entry = report.tables[table]
+        entry.parquet_bytes += written.bytes if schema == "silver" else 0
+        entry.seconds += seconds
 
 
 def _quarantine_match(table: str) -> list[tuple[str, SparkColumn]]:

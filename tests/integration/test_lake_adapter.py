@@ -108,3 +108,42 @@ def test_a_replace_that_fails_in_its_last_partition_changes_nothing(
 
 def test_missing_table_has_no_version(spark: Any, table_uri: Callable[[str], str]) -> None:
     assert lake.table_version(spark, table_uri("nothing_here")) is None
+
+
+def test_parallel_commits_run_at_once_carry_the_callers_tags_and_fail_after_all_have_ended(
+    spark: Any, local_lake: str
+) -> None:
+    """``in_parallel`` (the silver publish's six Delta commits): the tasks overlap (a barrier only two concurrent
+    tasks pass), each task's Spark jobs carry the caller's job tags, every commit lands, and an error is raised
+    only once every task has ended."""
+    import threading
+    import time
+
+    from lakehouse.adapters.spark import in_parallel, tagged
+
+    barrier = threading.Barrier(2, timeout=60)
+    uris = [f"{local_lake}/silver/parallel_{n}" for n in range(2)]
+
+    def commit(uri: str) -> tuple[set[str], bool]:
+        barrier.wait()  # raises BrokenBarrierError unless the other task is running too
+        written = lake.write_table(spark.range(10), uri, mode="replace").written
+        return set(spark.getTags()), written
+
+    with tagged(spark, "silver"):
+        results = in_parallel(spark, [lambda u=uri: commit(u) for uri in uris])  # type: ignore[misc]
+    assert results == [({"lakehouse-silver"}, True)] * 2
+    assert [lake.read_table(spark, uri).count() for uri in uris] == [10, 10]
+    assert spark.getTags() == set(), "the caller's tags end with its block"
+
+    ended = threading.Event()
+
+    def slow() -> None:
+        time.sleep(1)
+        ended.set()
+
+    def broken() -> None:
+        raise RuntimeError("the second commit failed")
+
+    with pytest.raises(RuntimeError, match="the second commit failed"):
+        in_parallel(spark, [slow, broken])
+    assert ended.is_set(), "the error waited for the other task to end"

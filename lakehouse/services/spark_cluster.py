@@ -63,6 +63,7 @@ class LocalSparkCluster:
         self.ui_port: int | None = None
         self.worker_ui_ports: list[int] = []  # an executor's log URLs name its worker by this port
         self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._groups: list[int] = []  # every daemon's process group, even after stop()
 
     def __enter__(self) -> str:
         return self.start()
@@ -113,6 +114,12 @@ class LocalSparkCluster:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=5) as response:
             return dict(json.load(response))
 
+    @property
+    def stopped_cleanly(self) -> bool:
+        """After :meth:`stop`: whether no live process of any daemon's group is left (executors included). A zombie
+        does not count: ``spark-class`` leaves its launcher's exit unreaped, and where PID 1 reaps nothing it stays."""
+        return not any(_live_members(pgid) for pgid in self._groups)
+
     def stop(self) -> None:
         """Stop the workers (with their executors), then the master: SIGTERM to each process group, SIGKILL to
         whatever is left after a grace period."""
@@ -149,6 +156,7 @@ class LocalSparkCluster:
                 start_new_session=True,
             )
         self._processes.append((name, process))
+        self._groups.append(process.pid)
 
     def _wait(self, ready: Any, what: str) -> None:
         deadline = time.monotonic() + _START_TIMEOUT_S
@@ -168,6 +176,17 @@ class LocalSparkCluster:
         raise ServiceUnavailableError(
             "Spark standalone", self.url, f"{what} after {_START_TIMEOUT_S}s", hint=f"see the logs in {self.work_dir}"
         )
+
+
+def _live_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that are not zombies (from ``/proc``; Linux)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (command)": state, ppid, pgrp...
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                live.append(int(stat.parent.name))
+    return live
 
 
 def main() -> None:

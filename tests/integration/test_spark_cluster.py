@@ -27,7 +27,7 @@ from lakehouse.adapters.spark import spark_events
 from lakehouse.contracts import TABLES
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.sample import generate
-from lakehouse.services.spark_cluster import LocalSparkCluster
+from lakehouse.services.spark_cluster import ClusterShape, LocalSparkCluster
 from lakehouse.settings import PostgresSettings, S3Settings, load_settings
 from tests.databases import fresh_database, table_checksums
 
@@ -51,6 +51,7 @@ def spark_cluster(tmp_path: Path) -> Iterator[LocalSparkCluster]:
         yield cluster
     finally:
         cluster.stop()
+    assert cluster.stopped_cleanly, f"a daemon or an executor outlived the cluster's stop (see {cluster.work_dir})"
 
 
 def _env(data_dir: Path, s3: S3Settings, pg: PostgresSettings, *, lake_uri: str, landing: str) -> dict[str, str]:
@@ -172,3 +173,16 @@ def test_the_pipeline_on_a_standalone_cluster_builds_what_a_local_spark_builds(
     for executor, ts in sorted(by_executor.items()):  # the timeline, for the record (pytest -s)
         print(f"executor {executor} (worker UI :{workers[executor]}): {len(ts)} tasks, {len(copies[executor])} COPYs")
     print(f"COPY stages with both executors at once: {len(side_by_side)} of {len(first)}/{len(second)} per executor")
+
+
+def test_a_cluster_that_does_not_come_up_fails_naming_the_daemon_and_its_log_and_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
+    cluster = LocalSparkCluster(tmp_path / "cluster", shape=ClusterShape(workers=1, memory="0m"))  # no memory to offer
+
+    with pytest.raises(ServiceUnavailableError, match=r"(?s)the worker-0 exited with code 1.*worker-0\.log"):
+        cluster.start()
+
+    master_log = cluster.log("master").read_text()
+    assert "Starting Spark master" in master_log  # the master did start: what failed was the worker
+    assert cluster.stopped_cleanly, "a daemon (or an executor in its group) outlived stop()"

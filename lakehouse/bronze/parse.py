@@ -132,7 +132,7 @@ def parse_files(spark: SparkSession, table: str, files: list[LandingFile]) -> Da
         read = spark.read.format("binaryFile").options(__globPaths__="false", recursiveFileLookup="true")
         contents = read.load([uri for _, uri, _ in objects]).select("path", "content")
         frames.append(contents.mapInArrow(_parse_batches(table, _object_files(objects)), parsed_schema(table)))
-    return reduce(DataFrame.unionByName, frames).cache()
+    return reduce(lambda one, other: one.unionByName(other), frames).cache()
 
 
 def file_stats(parsed: DataFrame) -> dict[str, tuple[int, int, int]]:

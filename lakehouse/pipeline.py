@@ -19,6 +19,7 @@ from lakehouse._version import __version__
 from lakehouse.adapters import lake, lake_upkeep, locks
 from lakehouse.bookkeeping import RunStatus, finish_run, start_run
 from lakehouse.bronze.landing import LandingFile, Refusal, discover
+from lakehouse.bronze.landing_s3 import discover_objects
 from lakehouse.contracts import LAYERS
 from lakehouse.errors import ConfigurationError, ServiceUnavailableError
 from lakehouse.health import lost_service
@@ -50,7 +51,7 @@ def run(
     settings: Settings,
     *,
     layers: Sequence[str] = LAYERS,
-    input_dir: Path | None = None,
+    input_dir: Path | str | None = None,
     full_refresh: bool = False,
     scan: bool = True,
     maintain: bool = True,
@@ -68,8 +69,8 @@ def run(
     Args:
         settings: from :func:`lakehouse.settings.load_settings`.
         layers: a subset of ``bronze``, ``silver``, ``gold`` (run in that order).
-        input_dir: the landing directory for bronze; default ``settings.landing_dir``, where the default sample
-            is generated first when it holds no CSV.
+        input_dir: the landing directory (or ``s3a://bucket/prefix``) for bronze; default ``settings.landing``,
+            where the default sample is generated first when it is the local default folder and holds no CSV.
         full_refresh: rebuild silver even when no bronze batch arrived since its last build, and incremental gold
             models from scratch.
         scan: run the Soda gate after each layer (silver's: its audit before publishing).
@@ -205,15 +206,20 @@ def export(settings: Settings, table: str, out: Path, *, as_of: str | None = Non
         return export_csv(spark, uri, out, as_of=as_of)
 
 
-def landing_files(settings: Settings, input_dir: Path | None) -> tuple[list[LandingFile], list[Refusal]]:
-    """The landing directory's files and refusals; the default sample is generated into an empty default one."""
-    landing = input_dir.resolve() if input_dir is not None else settings.landing_dir
-    if input_dir is None and not any(landing.glob("**/*.csv")):
-        log.info("no input given and %s is empty: generating the default sample there first", landing)
-        generate(landing, scale=1.0, seed=42, dirty_rate=0.02)
-    elif not landing.is_dir():
-        raise ConfigurationError(f"input directory {landing} does not exist")
-    files, refused = discover(landing)
+def landing_files(settings: Settings, input_dir: Path | str | None) -> tuple[list[LandingFile], list[Refusal]]:
+    """The landing files and refusals of ``input_dir`` (a folder or an ``s3a://bucket/prefix``), default
+    ``settings.landing``; the default sample is generated into an empty default local folder."""
+    landing = settings.landing if input_dir is None else input_dir
+    if isinstance(landing, str):
+        files, refused = discover_objects(landing, settings.s3)
+    else:
+        landing = landing.resolve()
+        if input_dir is None and not any(landing.glob("**/*.csv")):
+            log.info("no input given and %s is empty: generating the default sample there first", landing)
+            generate(landing, scale=1.0, seed=42, dirty_rate=0.02)
+        elif not landing.is_dir():
+            raise ConfigurationError(f"input directory {landing} does not exist")
+        files, refused = discover(landing)
     log.info("bronze: %d landing files in %s", len(files), landing)
     for refusal in refused:
         log.error("refused %s", refusal.reason)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from dotenv import dotenv_values
 
@@ -143,6 +145,8 @@ class Settings:
     spark_driver_memory: str = "2g"
     maven_repository: str = MAVEN_CENTRAL
     landing_override: Path | None = None
+    # Landing on object storage, s3a://bucket[/prefix] (LAKEHOUSE_LANDING_URI); None: the local landing_dir.
+    landing_uri: str | None = None
     pgpass_file: Path | None = None
     spark_event_log_dir: Path | None = None
     # A Spark Connect server, sc://host:port[/;token=…] (its parameters may carry a token); None: a local Spark.
@@ -163,8 +167,15 @@ class Settings:
 
     @property
     def landing_dir(self) -> Path:
-        """Where landing CSVs are read from unless ``--input`` says otherwise."""
+        """The local landing folder: where CSVs are read from unless ``--input`` or an ``s3a://`` landing says
+        otherwise, and where ``runner.py generate`` writes by default."""
         return self.landing_override or self.data_dir / "landing"
+
+    @property
+    def landing(self) -> Path | str:
+        """Where landing CSVs are read from unless ``--input`` says otherwise: an ``s3a://bucket[/prefix]`` URI,
+        or the local :attr:`landing_dir`."""
+        return self.landing_uri or self.landing_dir
 
     @property
     def reports_dir(self) -> Path:
@@ -215,7 +226,9 @@ def load_settings(
     base = (base_dir or Path.cwd()).resolve()
     data_dir = _path(env.get("LAKEHOUSE_DATA_DIR", "lakehouse_data"), base)
     lake_uri = _lake_uri(env.get("LAKEHOUSE_LAKE_URI"), data_dir, base)
-    s3 = _s3_settings(env, required=lake_uri.startswith("s3a://"))
+    landing = _landing(env, base)
+    needs_s3 = [n for n, v in (("LAKE", lake_uri), ("LANDING", landing)) if str(v).startswith("s3a://")]
+    s3 = _s3_settings(env, required=" and ".join(f"LAKEHOUSE_{n}_URI" for n in needs_s3))
     minio_binary = env.get("LAKEHOUSE_MINIO_BINARY")
     return Settings(
         data_dir=data_dir,
@@ -229,7 +242,8 @@ def load_settings(
         minio_binary=_path(minio_binary, base) if minio_binary else None,
         spark_driver_memory=env.get("LAKEHOUSE_SPARK_DRIVER_MEMORY", "2g"),
         maven_repository=env.get("LAKEHOUSE_MAVEN_REPOSITORY", MAVEN_CENTRAL),
-        landing_override=_path(env["LAKEHOUSE_LANDING_DIR"], base) if "LAKEHOUSE_LANDING_DIR" in env else None,
+        landing_override=landing if isinstance(landing, Path) else None,
+        landing_uri=landing if isinstance(landing, str) else None,
         pgpass_file=_path(env["LAKEHOUSE_PGPASSFILE"], base) if "LAKEHOUSE_PGPASSFILE" in env else None,
         spark_event_log_dir=(
             _path(env["LAKEHOUSE_SPARK_EVENT_LOG_DIR"], base) if "LAKEHOUSE_SPARK_EVENT_LOG_DIR" in env else None
@@ -333,13 +347,62 @@ def _lake_uri(raw: str | None, data_dir: Path, base: Path) -> str:
     raise ConfigurationError(f"LAKEHOUSE_LAKE_URI={raw!r}: expected a local path, file:// or s3a:// URI")
 
 
-def _s3_settings(env: Mapping[str, str], *, required: bool) -> S3Settings | None:
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _landing(env: Mapping[str, str], base: Path) -> Path | str | None:
+    """``LAKEHOUSE_LANDING_URI`` (a local folder, ``file://`` or ``s3a://``), or its alias
+    ``LAKEHOUSE_LANDING_DIR`` (the older name, from when landing was local only); both may be set only when they
+    name the same place."""
+    uri, folder = (
+        parse_landing_uri(env[name], base, variable=name) if name in env else None
+        for name in ("LAKEHOUSE_LANDING_URI", "LAKEHOUSE_LANDING_DIR")
+    )
+    if uri is not None and folder is not None and uri != folder:
+        raise ConfigurationError(
+            f"LAKEHOUSE_LANDING_URI and LAKEHOUSE_LANDING_DIR disagree ({uri} and {folder}): set only "
+            "LAKEHOUSE_LANDING_URI (LAKEHOUSE_LANDING_DIR is its older name)"
+        )
+    return uri if uri is not None else folder
+
+
+def parse_landing_uri(raw: str, base: Path, *, variable: str = "LAKEHOUSE_LANDING_URI") -> Path | str:
+    """A landing location: ``s3a://bucket[/prefix]`` (returned without a trailing ``/``), or a local folder given
+    as a path or a ``file://`` URI on this host (returned as an absolute :class:`Path`).
+
+    Raises:
+        ConfigurationError: another scheme, no or an invalid bucket, a query or fragment, a remote file URI.
+    """
+    name = f"{variable}={raw!r}"
+    parts = urlsplit(raw)
+    if parts.scheme in ("s3", "s3n"):
+        raise ConfigurationError(f"{name}: use the s3a:// scheme (Hadoop's S3A connector), e.g. s3a://landing")
+    if parts.scheme == "s3a":
+        if parts.query or parts.fragment or "#" in raw:
+            raise ConfigurationError(f"{name}: an s3a:// landing has no query or fragment (s3a://bucket/prefix)")
+        if not parts.netloc:
+            raise ConfigurationError(f"{name} names no bucket: expected s3a://bucket[/prefix]")
+        if not _BUCKET.match(parts.netloc):
+            raise ConfigurationError(f"{name}: {parts.netloc!r} is not a valid bucket name (3-63 of a-z 0-9 . -)")
+        prefix = "/".join(p for p in parts.path.split("/") if p)
+        return f"s3a://{parts.netloc}/{prefix}".rstrip("/")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigurationError(f"{name}: expected a file:// URI on this host (file:///path)")
+        return _path(url2pathname(parts.path), base)
+    if parts.scheme == "":
+        return _path(raw, base)
+    raise ConfigurationError(f"{name}: expected a local folder, file:// or s3a:// URI")
+
+
+def _s3_settings(env: Mapping[str, str], *, required: str) -> S3Settings | None:
+    """S3 from ``AWS_*``; ``required`` names the settings that point at ``s3a://`` (empty: none do)."""
     key_id = env.get("AWS_ACCESS_KEY_ID")
     secret = env.get("AWS_SECRET_ACCESS_KEY")
     if key_id is None or secret is None:
         if required:
             raise ConfigurationError(
-                "LAKEHOUSE_LAKE_URI points at s3a:// but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not "
+                f"{required} points at s3a:// but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not "
                 "both set (see .env.example)"
             )
         return None
@@ -387,7 +450,7 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
     s3 = settings.s3
     rows = [
         ("data dir", str(settings.data_dir)),
-        ("landing dir", str(settings.landing_dir)),
+        ("landing", str(settings.landing)),
         ("lake", settings.lake_uri),
         (
             "spark",

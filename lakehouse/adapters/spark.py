@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lakehouse.adapters.jars import Artifact, check_hadoop_version, required_artifacts, resolve_jars
 from lakehouse.errors import JavaNotFoundError
@@ -333,24 +333,33 @@ def in_parallel(spark: SparkSession, tasks: Sequence[Callable[[], T]]) -> list[T
 
 def jobs_by_tag(event_log_dir: Path) -> Counter[str]:
     """Spark jobs per :func:`tagged` name (``other`` for untagged ones) in the event logs under ``event_log_dir``
-    (``LAKEHOUSE_SPARK_EVENT_LOG_DIR``, or a Spark Connect server's): plain or zstd-compressed (Spark's default),
-    rolling or not."""
+    (``LAKEHOUSE_SPARK_EVENT_LOG_DIR``, or a Spark Connect server's)."""
+    jobs: Counter[str] = Counter()
+    for event in spark_events(event_log_dir, "SparkListenerJobStart"):
+        tags = str(event.get("Properties", {}).get("spark.job.tags", "")).split(",")
+        names = [m[1] for t in tags if (m := _TAGGED.search(t))]
+        jobs[names[-1] if names else "other"] += 1
+    return jobs
+
+
+def spark_events(event_log_dir: Path, *kinds: str) -> Iterator[dict[str, Any]]:
+    """The events of the ``kinds`` given (``SparkListenerTaskEnd``…) in the Spark event logs under
+    ``event_log_dir``, in order: plain or zstd-compressed (Spark's default), rolling or not."""
     import json
 
     import pyarrow as pa
 
-    jobs: Counter[str] = Counter()
-    for path in sorted(p for p in event_log_dir.rglob("*") if p.is_file() and not p.name.startswith((".", "app"))):
+    for path in sorted(
+        p for p in event_log_dir.rglob("*") if p.is_file() and not p.name.startswith((".", "appstatus"))
+    ):
         with pa.OSFile(str(path)) as raw:
             stream = pa.CompressedInputStream(raw, "zstd") if path.suffix == ".zstd" else raw
             text = stream.read().decode()
         for line in text.splitlines():
-            if '"SparkListenerJobStart"' not in line:
-                continue
-            tags = str(json.loads(line).get("Properties", {}).get("spark.job.tags", "")).split(",")
-            names = [m[1] for t in tags if (m := _TAGGED.search(t))]
-            jobs[names[-1] if names else "other"] += 1
-    return jobs
+            if any(f'"{kind}"' in line for kind in kinds):
+                event = json.loads(line)
+                if event.get("Event") in kinds:
+                    yield event
 
 
 def stop_spark(spark: SparkSession, settings: Settings) -> None:

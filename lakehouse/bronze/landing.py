@@ -17,13 +17,14 @@ from __future__ import annotations
 import codecs
 import csv
 import errno
+import functools
 import hashlib
 import io
 import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -62,10 +63,11 @@ class UnreadableFileError(LakehouseError):
 
 @dataclass(frozen=True)
 class LandingFile:
-    """A CSV in the landing directory. ``source_file`` is its path relative to that directory (``/``-separated);
-    ``table`` comes from the file name's prefix."""
+    """A CSV in the landing directory. ``path`` is the local file, or an object's ``s3a://bucket/key`` URI (see
+    :mod:`lakehouse.bronze.landing_s3`); ``source_file`` is its path relative to the landing directory or prefix
+    (``/``-separated); ``table`` comes from the file name's prefix."""
 
-    path: Path
+    path: Path | str
     source_file: str
     table: str
     content_hash: str
@@ -76,7 +78,7 @@ class LandingFile:
 class Refusal:
     """A file that will not be ingested, and why."""
 
-    path: Path
+    path: Path | str
     reason: str
 
 
@@ -190,45 +192,61 @@ def open_regular(path: Path, *, file: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def read_header(path: Path, *, file: str) -> list[str]:
-    """The first record of ``path`` (the header) without reading the rest of the file."""
-    with io.TextIOWrapper(open_regular(path, file=file), encoding="utf-8", newline="") as f:
-        for fields in csv.reader(f, strict=True):
+def header_of(f: BinaryIO) -> list[str]:
+    """The first non-blank record of a binary stream, read no further than that record."""
+    with io.TextIOWrapper(f, encoding="utf-8", newline="") as text:
+        for fields in csv.reader(text, strict=True):
             if fields:
                 return fields
     return []
 
 
-def check_content(path: Path, *, file: str) -> tuple[str, int]:
-    """SHA-256 and size of the file's bytes, once they are proven to be UTF-8 without a NUL byte.
+def check_stream(f: BinaryIO, *, file: str) -> tuple[str, int]:
+    """SHA-256 and size of a stream's bytes, once they are proven to be UTF-8 without a NUL byte.
 
     Raises:
         UnreadableFileError: naming ``file`` and the line (counted by ``\\n``) of the first offending byte.
     """
     digest, decoder = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")()
     size = lines = 0
-    with open_regular(path, file=file) as f:
-        while chunk := f.read(_CHUNK):
-            held = len(decoder.getstate()[0])  # the start of a character split across chunks (never a newline)
-            problem: tuple[int, str] | None = None
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                problem = (max(exc.start - held, 0), f"not valid UTF-8 ({exc.reason})")
-            nul = chunk.find(b"\0")
-            if nul >= 0 and (problem is None or nul < problem[0]):
-                problem = (nul, "a NUL byte (0x00), which PostgreSQL text cannot hold; remove it and land it again")
-            if problem is not None:
-                line = lines + chunk.count(b"\n", 0, problem[0]) + 1
-                raise UnreadableFileError(file, f"line {line}: {problem[1]}")
-            digest.update(chunk)
-            lines += chunk.count(b"\n")
-            size += len(chunk)
+    while chunk := f.read(_CHUNK):
+        held = len(decoder.getstate()[0])  # the start of a character split across chunks (never a newline)
+        problem: tuple[int, str] | None = None
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            problem = (max(exc.start - held, 0), f"not valid UTF-8 ({exc.reason})")
+        nul = chunk.find(b"\0")
+        if nul >= 0 and (problem is None or nul < problem[0]):
+            problem = (nul, "a NUL byte (0x00), which PostgreSQL text cannot hold; remove it and land it again")
+        if problem is not None:
+            line = lines + chunk.count(b"\n", 0, problem[0]) + 1
+            raise UnreadableFileError(file, f"line {line}: {problem[1]}")
+        digest.update(chunk)
+        lines += chunk.count(b"\n")
+        size += len(chunk)
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise UnreadableFileError(file, f"line {lines + 1}: not valid UTF-8 ({exc.reason})") from None
     return digest.hexdigest(), size
+
+
+def inspect(path: Path | str, source: str, opener: Callable[[], BinaryIO]) -> LandingFile | Refusal:
+    """One landing file checked as :func:`discover` checks it: a known table, clean bytes, an acceptable header.
+    ``opener`` opens its bytes afresh (called twice: the content, then the header)."""
+    table = table_of(source.rsplit("/", 1)[-1])
+    if table not in SOURCE_COLUMNS:
+        return Refusal(path, f"{source}: no table named {table!r} (expected {', '.join(SOURCE_COLUMNS)})")
+    try:
+        with opener() as f:
+            digest, size = check_stream(f, file=source)
+        match_header(header_of(opener()), SOURCE_COLUMNS[table], file=source)
+    except (HeaderMismatchError, UnreadableFileError) as exc:
+        return Refusal(path, str(exc))
+    except csv.Error as exc:
+        return Refusal(path, f"{source}: cannot read the header: {exc}")
+    return LandingFile(path, source, table, digest, size)
 
 
 def discover(input_dir: Path) -> tuple[list[LandingFile], list[Refusal]]:
@@ -243,22 +261,14 @@ def discover(input_dir: Path) -> tuple[list[LandingFile], list[Refusal]]:
     for count, (path, problem) in enumerate(_candidates(input_dir), start=1):
         source = source_name(path, input_dir)
         log.info("landing: checking file %d, %s", count, source, extra={"progress": True})
-        table = table_of(path.name)
-        if problem is None and table not in SOURCE_COLUMNS:
-            problem = f"no table named {table!r} (expected {', '.join(SOURCE_COLUMNS)})"
         if problem is not None:
             refused.append(Refusal(path, f"{source}: {problem}"))
             continue
-        try:
-            digest, size = check_content(path, file=source)
-            match_header(read_header(path, file=source), SOURCE_COLUMNS[table], file=source)
-        except (HeaderMismatchError, UnreadableFileError) as exc:
-            refused.append(Refusal(path, str(exc)))
-            continue
-        except csv.Error as exc:
-            refused.append(Refusal(path, f"{source}: cannot read the header: {exc}"))
-            continue
-        files.append(LandingFile(path, source, table, digest, size))
+        checked = inspect(path, source, functools.partial(open_regular, path, file=source))
+        if isinstance(checked, LandingFile):
+            files.append(checked)
+        else:
+            refused.append(checked)
     return sorted(files, key=lambda f: f.source_file), refused
 
 

@@ -31,7 +31,7 @@ def cmd_layers(settings: Settings, args: argparse.Namespace) -> ExitCode:
     outcome = pipeline.run(
         settings,
         layers=layers,
-        input_dir=Path(args.input) if getattr(args, "input", None) else None,
+        input_dir=getattr(args, "input", None),
         full_refresh=getattr(args, "full_refresh", False),
         scan=not args.no_quality,
         maintain=not getattr(args, "no_maintain", False),

@@ -13,7 +13,8 @@ def input_dir(cmd: argparse.ArgumentParser) -> None:
         "--input",
         metavar="DIR",
         type=existing_dir,
-        help="landing directory (default: LAKEHOUSE_LANDING_DIR or <data dir>/landing; generated when empty)",
+        help="landing directory or s3a://bucket/prefix (default: LAKEHOUSE_LANDING_URI or <data dir>/landing; "
+        "generated when that is empty)",
     )
 
 
@@ -170,7 +171,10 @@ def no_options(cmd: argparse.ArgumentParser) -> None:
     """The command takes no options."""
 
 
-def existing_dir(value: str) -> Path:
+def existing_dir(value: str) -> Path | str:
+    """A local folder that exists, or an ``s3a://bucket[/prefix]`` landing (checked when it is listed)."""
+    if value.startswith("s3a://"):
+        return value
     path = Path(value).resolve()
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"input directory {path} does not exist")

@@ -27,11 +27,11 @@ from psycopg2 import sql
 from lakehouse.sample import generate
 from lakehouse.services import free_port, provide
 from lakehouse.settings import PostgresSettings, load_settings
+from tests.databases import table_checksums
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ("bronze", "silver", "quarantine", "core", "analytics")
-VOLATILE_TYPES = ("timestamp with time zone", "timestamp without time zone")  # run times differ between runs
 KILLS = 3
 
 
@@ -78,28 +78,7 @@ def _tables(cur: Any) -> list[tuple[str, str]]:
 
 
 def _checksums(pg: PostgresSettings) -> dict[str, tuple[int, str]]:
-    """``{schema.table: (rows, md5 of the sorted md5s of every row's stable columns)}``."""
-    result: dict[str, tuple[int, str]] = {}
-    with _connect(pg) as conn, conn.cursor() as cur:
-        for schema, table in _tables(cur):
-            cur.execute(
-                "select column_name from information_schema.columns where table_schema = %s and table_name = %s"
-                " and data_type <> all(%s) and column_name not like '%%batch_id' and column_name not like 'dbt_%%'"
-                " and column_name <> 'ingest_date'"
-                " order by ordinal_position",
-                (schema, table, list(VOLATILE_TYPES)),
-            )
-            columns = [sql.Identifier(r[0]) for r in cur.fetchall()]
-            row = sql.SQL("md5(row({})::text)").format(sql.SQL(", ").join(columns))
-            cur.execute(
-                sql.SQL(
-                    "select count(*), md5(coalesce(string_agg(h, '' order by h), '')) from (select {} as h from {}) t"
-                ).format(row, sql.Identifier(schema, table))
-            )
-            count, digest = cur.fetchone()
-            result[f"{schema}.{table}"] = (int(count), str(digest))
-    conn.close()
-    return result
+    return table_checksums(pg, SCHEMAS)
 
 
 class Reader(threading.Thread):

@@ -199,3 +199,72 @@ def test_a_spark_connect_server_is_chosen_by_its_url_its_token_stays_hidden_and_
         ConfigurationError, match=r"LAKEHOUSE_SPARK_REMOTE is not a Spark Connect URL: expected sc://host:port"
     ):
         load_settings({"LAKEHOUSE_SPARK_REMOTE": "spark.internal:15002"}, dotenv_path=None, base_dir=tmp_path)
+
+
+S3_KEYS = {k: v for k, v in S3_ENV.items() if k.startswith("AWS_")}
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3a://landing", "s3a://landing"),
+        ("s3a://landing/", "s3a://landing"),
+        ("s3a://lh-landing/daily/2024", "s3a://lh-landing/daily/2024"),
+        ("s3a://lh-landing/daily//", "s3a://lh-landing/daily"),
+    ],
+)
+def test_an_s3a_landing_uri_is_a_bucket_and_a_prefix(tmp_path: Path, uri: str, expected: str) -> None:
+    settings = load_settings(S3_KEYS | {"LAKEHOUSE_LANDING_URI": uri}, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.landing == expected
+    assert settings.lake_kind == "local"  # landing on S3 does not move the lake
+    assert settings.s3 is not None
+    assert ("landing", expected) in describe(settings)
+
+
+@pytest.mark.parametrize("variable", ["LAKEHOUSE_LANDING_URI", "LAKEHOUSE_LANDING_DIR"])
+@pytest.mark.parametrize("value", ["in", "{base}/in", "file://{base}/in"])
+def test_a_local_landing_folder_is_a_path_as_before(tmp_path: Path, variable: str, value: str) -> None:
+    settings = load_settings({variable: value.format(base=tmp_path)}, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.landing == settings.landing_dir == tmp_path / "in"
+
+
+def test_without_a_landing_setting_it_is_the_data_dirs_folder(tmp_path: Path) -> None:
+    settings = load_settings({}, dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.landing == tmp_path / "lakehouse_data" / "landing"
+
+
+def test_landing_dir_is_an_alias_that_must_agree_with_landing_uri(tmp_path: Path) -> None:
+    same = {"LAKEHOUSE_LANDING_URI": f"file://{tmp_path}/in", "LAKEHOUSE_LANDING_DIR": "in"}
+    assert load_settings(same, dotenv_path=None, base_dir=tmp_path).landing == tmp_path / "in"
+
+    with pytest.raises(ConfigurationError, match="LAKEHOUSE_LANDING_URI and LAKEHOUSE_LANDING_DIR disagree"):
+        load_settings(
+            S3_KEYS | {"LAKEHOUSE_LANDING_URI": "s3a://landing", "LAKEHOUSE_LANDING_DIR": "in"},
+            dotenv_path=None,
+            base_dir=tmp_path,
+        )
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("s3://landing/in", "use the s3a:// scheme"),
+        ("s3a:///in", "names no bucket"),
+        ("s3a://Landing_Bucket/in", "not a valid bucket name"),
+        ("s3a://landing/in?versionId=1", "no query or fragment"),
+        ("s3a://landing/in#x", "no query or fragment"),
+        ("file://otherhost/in", "a file:// URI on this host"),
+        ("hdfs://nn/in", "expected a local folder, file:// or s3a:// URI"),
+    ],
+)
+def test_a_malformed_landing_uri_is_refused_naming_the_variable(tmp_path: Path, uri: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"LAKEHOUSE_LANDING_URI=.*{message}"):
+        load_settings(S3_KEYS | {"LAKEHOUSE_LANDING_URI": uri}, dotenv_path=None, base_dir=tmp_path)
+
+
+def test_an_s3a_landing_without_credentials_names_the_missing_variables(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"LAKEHOUSE_LANDING_URI points at s3a://.*AWS_ACCESS_KEY_ID"):
+        load_settings({"LAKEHOUSE_LANDING_URI": "s3a://landing"}, dotenv_path=None, base_dir=tmp_path)

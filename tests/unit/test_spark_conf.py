@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from lakehouse.adapters import lake
-from lakehouse.adapters.spark import MIN_JAVA, java_major_version, jobs_by_tag, session_conf, spark_conf
+from lakehouse.adapters.spark import (
+    MIN_JAVA,
+    java_major_version,
+    jobs_by_tag,
+    session_conf,
+    spark_conf,
+    spark_events,
+)
 from lakehouse.errors import JavaNotFoundError
 from lakehouse.settings import load_settings
 
@@ -141,3 +148,16 @@ def test_jobs_are_counted_by_layer_from_a_local_sessions_tags_and_a_connect_serv
     (tmp_path / "events_1_local-1").write_text("\n".join(json.dumps(e) for e in events))
 
     assert jobs_by_tag(tmp_path) == {"bronze": 1, "silver": 1, "other": 1}
+
+
+def test_a_standalone_clusters_event_log_is_read_and_a_rolling_logs_status_file_is_not(tmp_path: Path) -> None:
+    """A standalone master names its applications ``app-<time>-<n>``, and so their event log files; a rolling
+    event log's folder holds an ``appstatus_*`` marker beside its ``events_*`` files."""
+    job = {"Event": "SparkListenerJobStart", "Properties": {"spark.job.tags": "spark-session-1-lakehouse-gold"}}
+    task = {"Event": "SparkListenerTaskEnd", "Stage ID": 3, "Task Info": {"Executor ID": "1"}}
+    (tmp_path / "app-20261205200620-0000").write_text(f"{json.dumps(job)}\n{json.dumps(task)}\n")
+    (tmp_path / "eventlog_v2_app-1").mkdir()
+    (tmp_path / "eventlog_v2_app-1" / "appstatus_app-1.inprogress").write_text(json.dumps(job))
+
+    assert jobs_by_tag(tmp_path) == {"gold": 1}
+    assert list(spark_events(tmp_path, "SparkListenerTaskEnd")) == [task]

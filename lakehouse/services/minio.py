@@ -16,15 +16,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 
-from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import free_port
+from lakehouse.services.local import LocalServer, spawn, terminate, wait_until
 from lakehouse.settings import S3Settings, Secret
 
 # The Go module proxy serves only the final commit of the archived repository, not the RELEASE tags;
@@ -93,7 +91,7 @@ def find_minio_binary(cache_dir: Path, explicit: Path | None = None) -> Path | N
     return Path(found) if found else None
 
 
-class LocalMinio:
+class LocalMinio(LocalServer[S3Settings]):
     """``minio server`` on a free loopback port with its own data dir; stopped on exit."""
 
     def __init__(
@@ -112,17 +110,13 @@ class LocalMinio:
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> S3Settings:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
 
     def start(self) -> S3Settings:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -133,59 +127,28 @@ class LocalMinio:
             "MINIO_BROWSER": "off",
             "MINIO_UPDATE": "off",
         }
-        log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
-        self._process = subprocess.Popen(
-            [
-                str(self.binary),
-                "server",
-                str(self.data_dir),
-                "--address",
-                f"127.0.0.1:{self.port}",
-                "--quiet",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        self._wait_until_live()
+        command = [str(self.binary), "server", str(self.data_dir), "--address", f"127.0.0.1:{self.port}", "--quiet"]
+        self._process = spawn(command, log=self.log, env=env)
+        try:
+            wait_until(
+                self._live, [("server", self._process)], service="MinIO", endpoint=self.endpoint_url,
+                timeout_s=_START_TIMEOUT_S, hint=f"see {self.log}", not_ready="not live",
+            )  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
         return S3Settings(
             endpoint_url=self.endpoint_url, access_key_id=self.access_key, secret_access_key=self._secret_key
         )
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        if self._process is not None:
+            terminate(self._process, grace_s=10)
+            self._process = None
 
-    def _wait_until_live(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        url = f"{self.endpoint_url}/minio/health/live"
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise ServiceUnavailableError(
-                    "MinIO",
-                    self.endpoint_url,
-                    f"the server exited with code {self._process.returncode}",
-                    hint=f"see {self.data_dir.parent / (self.data_dir.name + '.log')}",
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise ServiceUnavailableError("MinIO", self.endpoint_url, f"not live after {_START_TIMEOUT_S}s")
+    def _live(self) -> bool:
+        with urllib.request.urlopen(f"{self.endpoint_url}/minio/health/live", timeout=2) as response:
+            return bool(response.status == 200)
 
 
 if __name__ == "__main__":

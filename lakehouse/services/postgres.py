@@ -24,7 +24,6 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import psycopg2
 from psycopg2 import sql
@@ -32,6 +31,7 @@ from psycopg2 import sql
 from lakehouse.adapters.warehouse import connect
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import free_port
+from lakehouse.services.local import LocalServer
 from lakehouse.settings import PostgresSettings, Secret
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class PostgresBinaries:
         return out.stdout.strip()
 
 
-class LocalPostgres:
+class LocalPostgres(LocalServer[PostgresSettings]):
     """One PostgreSQL cluster in ``data_dir``, started on demand, stopped only if this object started it."""
 
     def __init__(
@@ -108,14 +108,6 @@ class LocalPostgres:
         self.database = database
         self.started_here = False
         self._as_root = os.geteuid() == 0
-
-    def __enter__(self) -> PostgresSettings:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def log_file(self) -> Path:

@@ -13,20 +13,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from lakehouse.adapters.spark import check_java
-from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import free_port
+from lakehouse.services.local import LocalServer, spawn, terminate, wait_until
 from lakehouse.settings import load_settings
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -52,7 +50,7 @@ def spark_class(*args: str) -> list[str]:
     return [str(Path(pyspark.__file__).parent / "bin" / "spark-class"), *args]
 
 
-class LocalSparkCluster:
+class LocalSparkCluster(LocalServer[str]):
     """A standalone master and ``shape.workers`` workers on free loopback ports, their logs and work dirs in
     ``work_dir``; stopped on exit, executors included."""
 
@@ -64,14 +62,6 @@ class LocalSparkCluster:
         self.worker_ui_ports: list[int] = []  # an executor's log URLs name its worker by this port
         self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._groups: list[int] = []  # every daemon's process group, even after stop()
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -124,16 +114,8 @@ class LocalSparkCluster:
         """Stop the workers (with their executors), then the master: SIGTERM to each process group, SIGKILL to
         whatever is left after a grace period."""
         for _, process in reversed(self._processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
             # Executors are the worker's children in its group: none may outlive it.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            terminate(process, grace_s=_STOP_TIMEOUT_S, group=True)
         self._processes = []
 
     def log(self, name: str) -> Path:
@@ -146,36 +128,15 @@ class LocalSparkCluster:
             "SPARK_LOCAL_IP": "127.0.0.1",
             "SPARK_NO_DAEMONIZE": "1",
         }
-        with self.log(name).open("ab") as log:
-            process = subprocess.Popen(
-                spark_class(main_class, *args),
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        process = spawn(spark_class(main_class, *args), log=self.log(name), env=env)
         self._processes.append((name, process))
         self._groups.append(process.pid)
 
-    def _wait(self, ready: Any, what: str) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            for name, process in self._processes:
-                if process.poll() is not None:
-                    raise ServiceUnavailableError(
-                        "Spark standalone",
-                        self.url,
-                        f"the {name} exited with code {process.returncode}",
-                        hint=f"see {self.log(name)}",
-                    )
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-                if ready(self.state()):
-                    return
-            time.sleep(0.5)
-        raise ServiceUnavailableError(
-            "Spark standalone", self.url, f"{what} after {_START_TIMEOUT_S}s", hint=f"see the logs in {self.work_dir}"
-        )
+    def _wait(self, ready: Callable[[dict[str, Any]], bool], what: str) -> None:
+        wait_until(
+            lambda: ready(self.state()), self._processes, service="Spark standalone", endpoint=self.url,
+            timeout_s=_START_TIMEOUT_S, hint=f"see the logs in {self.work_dir}", not_ready=what, interval_s=0.5,
+        )  # fmt: skip
 
 
 def _live_members(pgid: int) -> list[int]:
@@ -193,11 +154,7 @@ def main() -> None:
     """``python -m lakehouse.services.spark_cluster``: a local master and two one-core workers, until interrupted;
     prints the ``LAKEHOUSE_SPARK_MASTER`` to use."""
     work_dir = load_settings().data_dir / "spark-cluster"
-    with LocalSparkCluster(work_dir) as url:
-        print(f"LAKEHOUSE_SPARK_MASTER={url}  (logs and work dirs: {work_dir}; Ctrl-C stops it)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+    LocalSparkCluster(work_dir).serve(lambda url: f"LAKEHOUSE_SPARK_MASTER={url}  (logs and work dirs: {work_dir})")
 
 
 if __name__ == "__main__":

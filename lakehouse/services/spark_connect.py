@@ -11,19 +11,16 @@ process's interpreter and ``PYTHONPATH``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from types import TracebackType
 
 from lakehouse.adapters.jars import required_artifacts, resolve_jars
 from lakehouse.adapters.spark import check_java, make_spark_dirs, owner_only_event_logs, spark_conf
-from lakehouse.errors import ServiceUnavailableError
 from lakehouse.services import free_port
+from lakehouse.services.local import LocalServer, spawn, terminate, wait_until
 from lakehouse.settings import Settings, load_settings
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -44,7 +41,7 @@ def server_command(settings: Settings, jars: list[Path], *, port: int) -> list[s
     return command
 
 
-class LocalSparkConnect:
+class LocalSparkConnect(LocalServer[str]):
     """A Spark Connect server on a free loopback port, its output in ``log``; stopped on exit."""
 
     def __init__(self, settings: Settings, log: Path, *, port: int | None = None) -> None:
@@ -52,14 +49,6 @@ class LocalSparkConnect:
         self.log = log
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -74,53 +63,31 @@ class LocalSparkConnect:
             repository=self.settings.maven_repository,
         )
         make_spark_dirs(self.settings)
-        self.port = self.port or free_port()
+        port = self.port = self.port or free_port()
         # Its Python workers run this interpreter (and so this virtualenv and this PYTHONPATH's lakehouse).
         env = os.environ | {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-        with self.log.open("ab") as log:
-            self._process = subprocess.Popen(
-                server_command(self.settings, jars, port=self.port),
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._wait_until_listening()
+        self._process = spawn(server_command(self.settings, jars, port=port), log=self.log, env=env)
+
+        def listening() -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+
+        try:
+            wait_until(
+                listening, [("server", self._process)], service="Spark Connect", endpoint=self.url,
+                timeout_s=_START_TIMEOUT_S, hint=f"see {self.log}", not_ready="not listening", interval_s=0.5,
+            )  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
         return self.url
 
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()  # spark-submit's JVM is the process itself (exec): it stops its workers
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        terminate(self._process, grace_s=30)  # spark-submit's JVM is the process itself (exec): it stops its workers
         self._process = None
         owner_only_event_logs(self.settings)
-
-    def _wait_until_listening(self) -> None:
-        assert self._process is not None
-        assert self.port is not None
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self._process = None
-                raise ServiceUnavailableError(
-                    "Spark Connect", self.url, f"the server exited with code {code}", hint=f"see {self.log}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise ServiceUnavailableError(
-            "Spark Connect", self.url, f"not listening after {_START_TIMEOUT_S}s", hint=f"see {self.log}"
-        )
 
 
 def main() -> None:
@@ -128,11 +95,7 @@ def main() -> None:
     memory, shuffle partitions, S3 endpoint), until interrupted; prints the ``LAKEHOUSE_SPARK_REMOTE`` to use."""
     settings = load_settings()
     log = settings.data_dir / "spark-connect.log"
-    with LocalSparkConnect(settings, log) as url:
-        print(f"LAKEHOUSE_SPARK_REMOTE={url}  (server log: {log}; Ctrl-C stops it)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+    LocalSparkConnect(settings, log).serve(lambda url: f"LAKEHOUSE_SPARK_REMOTE={url}  (server log: {log})")
 
 
 if __name__ == "__main__":

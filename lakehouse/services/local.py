@@ -79,7 +79,7 @@ def terminate(process: subprocess.Popen[bytes], *, grace_s: float, group: bool =
 
 def wait_until(
     ready: Callable[[], bool],
-    processes: Sequence[tuple[str, subprocess.Popen[bytes]]],
+    processes: Sequence[tuple[str, subprocess.Popen[bytes], Path]],
     *,
     service: str,
     endpoint: str,
@@ -91,15 +91,15 @@ def wait_until(
     """Poll ``ready`` (its connection errors count as not yet) until it is true.
 
     Raises:
-        ServiceUnavailableError: one of the named ``processes`` exited (naming it and its exit code), or
-            ``not_ready`` after ``timeout_s``; ``hint`` says where to look.
+        ServiceUnavailableError: one of the ``processes`` (name, process, log) exited: the error names it, its exit
+            code and its log; or ``not_ready`` after ``timeout_s``, with ``hint`` saying where to look.
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for name, process in processes:
+        for name, process, log in processes:
             if process.poll() is not None:
                 raise ServiceUnavailableError(
-                    service, endpoint, f"the {name} exited with code {process.returncode}", hint=hint
+                    service, endpoint, f"the {name} exited with code {process.returncode}", hint=f"see {log}"
                 )
         with contextlib.suppress(OSError, ValueError):  # URLError, ConnectionError, TimeoutError are OSErrors
             if ready():

@@ -131,7 +131,7 @@ class LocalMinio(LocalServer[S3Settings]):
         self._process = spawn(command, log=self.log, env=env)
         try:
             wait_until(
-                self._live, [("server", self._process)], service="MinIO", endpoint=self.endpoint_url,
+                self._live, [("server", self._process, self.log)], service="MinIO", endpoint=self.endpoint_url,
                 timeout_s=_START_TIMEOUT_S, hint=f"see {self.log}", not_ready="not live",
             )  # fmt: skip
         except BaseException:

@@ -133,8 +133,9 @@ class LocalSparkCluster(LocalServer[str]):
         self._groups.append(process.pid)
 
     def _wait(self, ready: Callable[[dict[str, Any]], bool], what: str) -> None:
+        daemons = [(name, process, self.log(name)) for name, process in self._processes]
         wait_until(
-            lambda: ready(self.state()), self._processes, service="Spark standalone", endpoint=self.url,
+            lambda: ready(self.state()), daemons, service="Spark standalone", endpoint=self.url,
             timeout_s=_START_TIMEOUT_S, hint=f"see the logs in {self.work_dir}", not_ready=what, interval_s=0.5,
         )  # fmt: skip
 

@@ -74,7 +74,7 @@ class LocalSparkConnect(LocalServer[str]):
 
         try:
             wait_until(
-                listening, [("server", self._process)], service="Spark Connect", endpoint=self.url,
+                listening, [("server", self._process, self.log)], service="Spark Connect", endpoint=self.url,
                 timeout_s=_START_TIMEOUT_S, hint=f"see {self.log}", not_ready="not listening", interval_s=0.5,
             )  # fmt: skip
         except BaseException:

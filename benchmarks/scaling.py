@@ -86,8 +86,10 @@ def _sample(runner: int, pg_data: str, peaks: Peaks) -> None:
     """
     procs = _processes()
     tree = _descendants({runner}, procs)
-    jvms = {pid for pid in tree if procs[pid][1] == "java"}
-    workers = _descendants(jvms, procs) - jvms
+    # A child the JVM is spawning shows the JVM's name and memory until it execs: count only the top JVM, and
+    # as workers only the Python processes (PySpark's daemon and the workers it forks).
+    jvms = {pid for pid in tree if procs[pid][1] == "java" and procs.get(procs[pid][0], (0, ""))[1] != "java"}
+    workers = {pid for pid in _descendants(jvms, procs) if procs[pid][1].startswith("python")}
     postmasters = {pid for pid, p in procs.items() if p[1] == "postgres" and pg_data in p[2]}
     postgres = _descendants(postmasters, procs)
     seen = {

@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             step(("bronze",), scratch / "new")
             timings["one_percent"] = step(("silver",))
             first = sorted((scratch / "new").glob("performance*.csv"))[0]
-            header, row = first.read_bytes().splitlines(keepends=True)[:2]
+            header, line = first.read_bytes().splitlines(keepends=True)[:2]
             (scratch / "one_row").mkdir()
-            (scratch / "one_row" / "performance_one_row.csv").write_bytes(header + row)
+            (scratch / "one_row" / "performance_one_row.csv").write_bytes(header + line)
             step(("bronze",), scratch / "one_row")
             timings["one_row"] = step(("silver",))
     for name, seconds in timings.items():

@@ -211,3 +211,27 @@ def test_a_rerun_without_new_bronze_publishes_nothing_and_full_refresh_rebuilds(
     audit = last_audit(pg_database, "silver")
     assert audit is not None
     assert (audit.run_id, audit.passed) == (refreshed.run_id, True)
+
+
+def test_the_summary_gives_each_table_its_share_of_the_parallel_lake_publish(spark: Any) -> None:
+    """The publish's Delta commits overlap: each table's summary seconds hold its share of the publish's wall
+    time, so the rows add up to the time it took, not to the sum of the commits' own times."""
+    from lakehouse.contracts import TABLES
+    from lakehouse.silver.layer import SilverReport, SilverTableReport, _publish_lake
+
+    report = SilverReport("run", {t: SilverTableReport(t) for t in TABLES})
+
+    def commit(seconds: float) -> lake.WriteResult:
+        time.sleep(seconds)
+        return lake.WriteResult(True, 1, 1, 100)
+
+    started = time.monotonic()
+    _publish_lake(spark, report, [("advertisers", "silver", lambda: commit(1.0)),
+                                  ("advertisers", "quarantine", lambda: commit(1.0)),
+                                  ("performance", "silver", lambda: commit(2.0))])  # fmt: skip
+    wall = time.monotonic() - started
+    seconds = {t: report.tables[t].seconds for t in TABLES}
+    assert 2.0 <= sum(seconds.values()) <= wall + 0.01, seconds  # the commits' own times add up to 4 s
+    assert seconds["advertisers"] == pytest.approx(seconds["performance"], rel=0.05)  # 1 + 1 against 2
+    assert seconds["campaigns"] == 0
+    assert [report.tables[t].parquet_bytes for t in TABLES] == [100, 0, 100]  # silver bytes only

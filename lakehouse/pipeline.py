@@ -219,7 +219,7 @@ def landing_files(settings: Settings, input_dir: Path | str | None) -> tuple[lis
             generate(landing, scale=1.0, seed=42, dirty_rate=0.02)
         elif not landing.is_dir():
             raise ConfigurationError(f"input directory {landing} does not exist")
-        files, refused = discover(landing)
+        files, refused = discover(landing, split_bytes=settings.bronze_split_bytes)
     log.info("bronze: %d landing files in %s", len(files), landing)
     for refusal in refused:
         log.error("refused %s", refusal.reason)

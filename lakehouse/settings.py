@@ -33,6 +33,7 @@ _LIBPQ_EXPORTED = (*PG_VARIABLES, "PGPASSFILE")
 # minutes), so a reader still reading a superseded version keeps its files. Delta's own check (168 hours, the
 # default retention) is off in the Spark configuration; this one applies instead.
 MIN_RETENTION_HOURS = 1.0
+DEFAULT_SPLIT_BYTES = 64 << 20  # LAKEHOUSE_BRONZE_SPLIT_BYTES: bronze parses a landing file in ranges of this size
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ class Settings:
     retention_hours: float = 168.0
     lock_timeout_ms: int = 10_000
     publish_attempts: int = 4
+    # A landing file longer than this is parsed in ranges of about this many bytes, one task each.
+    bronze_split_bytes: int = DEFAULT_SPLIT_BYTES
 
     @property
     def lake_kind(self) -> Literal["local", "s3"]:
@@ -254,6 +257,7 @@ def load_settings(
         retention_hours=_retention_hours(env, "LAKEHOUSE_RETENTION_HOURS", 168.0),
         lock_timeout_ms=_positive(env, "LAKEHOUSE_LOCK_TIMEOUT_MS", 10_000),
         publish_attempts=_positive(env, "LAKEHOUSE_PUBLISH_ATTEMPTS", 4),
+        bronze_split_bytes=_positive(env, "LAKEHOUSE_BRONZE_SPLIT_BYTES", DEFAULT_SPLIT_BYTES),
     )
 
 

@@ -5,6 +5,11 @@ outside the directory can be ingested or quoted in a refusal. A file is known by
 landing directory (``_source_file``), so equal names in two subfolders stay apart. Its bytes are checked before
 a batch is planned: they must be UTF-8 without NUL bytes (PostgreSQL text cannot hold a NUL).
 
+A large file is cut into ranges of about ``split_bytes`` (:func:`discover`), each parsed by its own task: a cut
+falls just after a line feed preceded by an even number of ``"`` (outside any quoted field, if the quoting is
+well formed), and each range's SHA-256 is kept so that the task can prove it read the planned bytes. A cut is
+only a guess; the parser proves it (see :mod:`lakehouse.bronze.parse`).
+
 Parsing follows RFC 4180 strictly (Python's ``csv`` module with ``strict=True``) and keeps every record:
 a record that does not parse into the header's fields — too many or too few fields, or broken quoting — is
 returned with its raw text instead of being dropped or silently repaired. A quoted field may span lines; it
@@ -24,19 +29,21 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from lakehouse.contracts import SOURCE_COLUMNS
 from lakehouse.errors import LakehouseError
+from lakehouse.settings import DEFAULT_SPLIT_BYTES
 
 log = logging.getLogger(__name__)
 _TABLE_PREFIX = re.compile(r"^([A-Za-z]+)")
 _CHUNK = 1 << 20
 # O_NOFOLLOW: a link swapped in after discovery is not opened. O_NONBLOCK: opening a FIFO does not hang.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+Ranges = tuple[tuple[int, str], ...]  # (first byte, SHA-256 of the range); see LandingFile.ranges
 _LINK = "a symbolic link; only regular files inside the landing directory are read (links are not followed)"
 
 
@@ -72,6 +79,18 @@ class LandingFile:
     table: str
     content_hash: str
     bytes: int
+    # Where a large file is cut for parsing: (first byte, SHA-256 of the bytes up to the next range's first byte,
+    # or to the end). Empty: one range, the whole file (``content_hash``).
+    ranges: Ranges = ()
+    # The header's columns in contract order (:func:`match_header`): what a range after the first parses with.
+    positions: tuple[int, ...] = ()
+
+    def parse_ranges(self) -> list[tuple[int, int | None, str]]:
+        """``(first byte, end or None for the end of the file, SHA-256)`` per range, in file order."""
+        if not self.ranges:
+            return [(0, None, self.content_hash)]
+        ends: list[int | None] = [start for start, _ in self.ranges[1:]]
+        return [(start, end, digest) for (start, digest), end in zip(self.ranges, [*ends, None], strict=True)]
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,7 @@ class ParseStats:
     corrupt: int = 0
     blank_lines: int = 0
     header: list[str] = field(default_factory=list)
+    unfinished: bool = False  # the text ended inside a record (an unclosed quote): that record is corrupt
 
 
 def table_of(file_name: str) -> str:
@@ -115,32 +135,45 @@ def match_header(header: list[str], expected: tuple[str, ...], *, file: str) -> 
 
 
 class _Tap:
-    """Iterates lines for ``csv.reader`` and remembers which ones the current record consumed."""
+    """Iterates lines for ``csv.reader``, remembering which ones the current record consumed and whether the
+    lines ran out."""
 
-    def __init__(self, text: str) -> None:
-        self._lines = iter(io.StringIO(text, newline=""))
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
         self.consumed: list[str] = []
+        self.exhausted = False
 
     def __iter__(self) -> _Tap:
         return self
 
     def __next__(self) -> str:
-        line = next(self._lines)
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            self.exhausted = True
+            raise
         self.consumed.append(line)
         return line
 
 
 def parse_records(
-    text: str, expected: tuple[str, ...], *, file: str, stats: ParseStats | None = None
+    text: str | Iterable[str],
+    expected: tuple[str, ...],
+    *,
+    file: str,
+    stats: ParseStats | None = None,
+    positions: Sequence[int] | None = None,
 ) -> Iterator[tuple[tuple[str | None, ...], str | None]]:
     """Yield ``(values in contract order, None)`` per good record, ``((None, …), raw text)`` per bad one.
 
-    The first non-blank record is the header (see :func:`match_header`).
+    ``text`` is the text, or its lines with their line endings (``newline=""``). The first non-blank record is
+    the header (see :func:`match_header`), unless ``positions`` (a range after a file's first) gives the
+    contract columns' places. ``stats.unfinished`` tells whether the text ended inside a record.
     """
     stats = stats if stats is not None else ParseStats()
-    tap = _Tap(text)
+    tap = _Tap(io.StringIO(text, newline="") if isinstance(text, str) else text)
     reader = csv.reader(tap, strict=True)
-    positions: list[int] | None = None
+    positions = list(positions) if positions is not None else None
     empty = (None,) * len(expected)
     while True:
         tap.consumed = []
@@ -150,6 +183,7 @@ def parse_records(
             return
         except csv.Error:
             fields = None
+            stats.unfinished = tap.exhausted  # strict csv: "unexpected end of data" inside a quoted field
         raw = "".join(tap.consumed)
         if fields == []:
             stats.blank_lines += 1
@@ -201,13 +235,62 @@ def header_of(f: BinaryIO) -> list[str]:
     return []
 
 
-def check_stream(f: BinaryIO, *, file: str) -> tuple[str, int]:
-    """SHA-256 and size of a stream's bytes, once they are proven to be UTF-8 without a NUL byte.
+class _Cutter:
+    """Cuts a stream into ranges of about ``every`` bytes, each starting just after a line feed preceded by an even
+    number of ``"`` (outside quotes, if the quoting is well formed), and hashes each range."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.starts = [0]
+        self.hashes: list[str] = []
+        self._hash = hashlib.sha256()
+        self._offset = 0  # the file offset of the chunk being fed
+        self._odd = False  # an odd number of quotes before it
+
+    def feed(self, chunk: bytes) -> None:
+        view, at, end = memoryview(chunk), 0, len(chunk)
+        while at < end:
+            look = max(self.starts[-1] + self.every - 1 - self._offset, at)  # the earliest line feed that may cut
+            cut = self._cut(chunk, at, look) if look < end else None
+            stop = end if cut is None else cut
+            self._hash.update(view[at:stop])
+            self._odd ^= bool(chunk.count(b'"', at, stop) & 1)
+            if cut is None:
+                break
+            self.hashes.append(self._hash.hexdigest())
+            self._hash = hashlib.sha256()
+            self.starts.append(self._offset + cut)
+            at = cut
+        self._offset += end
+
+    def _cut(self, chunk: bytes, at: int, look: int) -> int | None:
+        """Just after the first line feed at or after ``look`` with an even number of quotes before it."""
+        odd = self._odd ^ bool(chunk.count(b'"', at, look) & 1)
+        while (feed := chunk.find(b"\n", look)) >= 0:
+            odd ^= bool(chunk.count(b'"', look, feed) & 1)
+            if not odd:
+                return feed + 1
+            look = feed + 1
+        return None
+
+    def ranges(self) -> Ranges:
+        """Every range's first byte and SHA-256; empty if the stream is one range."""
+        starts, hashes = list(self.starts), [*self.hashes, self._hash.hexdigest()]
+        if len(starts) > 1 and starts[-1] == self._offset:  # a cut at the very end: no empty last range
+            starts.pop()
+            hashes.pop()
+        return tuple(zip(starts, hashes, strict=True)) if len(starts) > 1 else ()
+
+
+def check_stream(f: BinaryIO, *, file: str, split_bytes: int | None = None) -> tuple[str, int, Ranges]:
+    """SHA-256 and size of a stream's bytes, once they are proven to be UTF-8 without a NUL byte, and its
+    ranges for parsing when it is longer than ``split_bytes`` (see :attr:`LandingFile.ranges`).
 
     Raises:
         UnreadableFileError: naming ``file`` and the line (counted by ``\\n``) of the first offending byte.
     """
     digest, decoder = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")()
+    cutter = _Cutter(split_bytes) if split_bytes else None
     size = lines = 0
     while chunk := f.read(_CHUNK):
         held = len(decoder.getstate()[0])  # the start of a character split across chunks (never a newline)
@@ -223,16 +306,20 @@ def check_stream(f: BinaryIO, *, file: str) -> tuple[str, int]:
             line = lines + chunk.count(b"\n", 0, problem[0]) + 1
             raise UnreadableFileError(file, f"line {line}: {problem[1]}")
         digest.update(chunk)
+        if cutter is not None:
+            cutter.feed(chunk)
         lines += chunk.count(b"\n")
         size += len(chunk)
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise UnreadableFileError(file, f"line {lines + 1}: not valid UTF-8 ({exc.reason})") from None
-    return digest.hexdigest(), size
+    return digest.hexdigest(), size, cutter.ranges() if cutter is not None else ()
 
 
-def inspect(path: Path | str, source: str, opener: Callable[[], BinaryIO]) -> LandingFile | Refusal:
+def inspect(
+    path: Path | str, source: str, opener: Callable[[], BinaryIO], *, split_bytes: int | None = None
+) -> LandingFile | Refusal:
     """One landing file checked as :func:`discover` checks it: a known table, clean bytes, an acceptable header.
     ``opener`` opens its bytes afresh (called twice: the content, then the header)."""
     table = table_of(source.rsplit("/", 1)[-1])
@@ -240,18 +327,18 @@ def inspect(path: Path | str, source: str, opener: Callable[[], BinaryIO]) -> La
         return Refusal(path, f"{source}: no table named {table!r} (expected {', '.join(SOURCE_COLUMNS)})")
     try:
         with opener() as f:
-            digest, size = check_stream(f, file=source)
-        match_header(header_of(opener()), SOURCE_COLUMNS[table], file=source)
+            digest, size, ranges = check_stream(f, file=source, split_bytes=split_bytes)
+        positions = match_header(header_of(opener()), SOURCE_COLUMNS[table], file=source)
     except (HeaderMismatchError, UnreadableFileError) as exc:
         return Refusal(path, str(exc))
     except csv.Error as exc:
         return Refusal(path, f"{source}: cannot read the header: {exc}")
-    return LandingFile(path, source, table, digest, size)
+    return LandingFile(path, source, table, digest, size, ranges, tuple(positions))
 
 
-def discover(input_dir: Path) -> tuple[list[LandingFile], list[Refusal]]:
+def discover(input_dir: Path, *, split_bytes: int = DEFAULT_SPLIT_BYTES) -> tuple[list[LandingFile], list[Refusal]]:
     """Every regular ``*.csv`` file below ``input_dir`` that belongs to a known table, has an acceptable header
-    and clean bytes (UTF-8, no NUL).
+    and clean bytes (UTF-8, no NUL); a file longer than ``split_bytes`` is cut into ranges for parsing.
 
     Files are returned in the order of their relative paths; refusals carry the reason (a link, not a regular
     file, unknown table, bad header, not UTF-8, a NUL byte), naming the file by its relative path.
@@ -264,7 +351,7 @@ def discover(input_dir: Path) -> tuple[list[LandingFile], list[Refusal]]:
         if problem is not None:
             refused.append(Refusal(path, f"{source}: {problem}"))
             continue
-        checked = inspect(path, source, functools.partial(open_regular, path, file=source))
+        checked = inspect(path, source, functools.partial(open_regular, path, file=source), split_bytes=split_bytes)
         if isinstance(checked, LandingFile):
             files.append(checked)
         else:

@@ -25,7 +25,7 @@ from lakehouse.adapters import lake
 from lakehouse.adapters.loader import TableLoad, load_many
 from lakehouse.bronze.ingest_log import Batch, BatchStateError, ingest_log_uri, log_rows, read_ingest_log
 from lakehouse.bronze.landing import LandingFile
-from lakehouse.bronze.parse import file_stats, parse_files
+from lakehouse.bronze.parse import parse_files
 from lakehouse.bronze.transforms import records_only, with_bronze_metadata
 from lakehouse.contracts import TABLES, bronze_table, raw_table
 from lakehouse.report import SummaryRow
@@ -145,9 +145,9 @@ def _run_batch(
             continue
         started = time.monotonic()
         parsed = parse_files(spark, table, table_files)
-        parsed_frames.append(parsed)
+        parsed_frames.append(parsed.frame)
         rows = with_bronze_metadata(
-            records_only(parsed, table), table=table, batch_id=batch.batch_id, ingested_at=batch.ingested_at
+            records_only(parsed.frame, table), table=table, batch_id=batch.batch_id, ingested_at=batch.ingested_at
         )
         written = lake.write_table(
             rows,
@@ -156,7 +156,7 @@ def _run_batch(
             partition_by=("ingest_date",),
             idempotency_key=batch.batch_id,
         )
-        table_stats = file_stats(parsed)
+        table_stats = parsed.stats
         stats |= table_stats
         entry = report.tables[table]
         entry.files += len(table_files)
@@ -174,5 +174,5 @@ def _run_batch(
     lake.write_table(
         log_rows(spark, batch, "completed", stats), log_uri, mode="append", idempotency_key=f"done:{batch.batch_id}"
     )
-    for parsed in parsed_frames:
-        parsed.unpersist()
+    for frame in parsed_frames:
+        frame.unpersist()

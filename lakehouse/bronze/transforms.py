@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.contracts import SOURCE_COLUMNS
 
-STATS = ("_records", "_corrupt", "_blank_lines")
+STATS = ("_records", "_corrupt", "_blank_lines", "_misaligned")
 
 
 def parsed_schema(table: str) -> str:

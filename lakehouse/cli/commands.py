@@ -171,7 +171,7 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> ExitCode:
     from lakehouse.sample import generate
 
     out = Path(args.out).resolve() if args.out else settings.landing_dir
-    manifest = generate(out, scale=args.scale, seed=args.seed, dirty_rate=args.dirty_rate)
+    manifest = generate(out, scale=args.scale, seed=args.seed, dirty_rate=args.dirty_rate, single_file=args.single_file)
     total = sum(f["bytes"] for f in manifest["files"].values())
     print(f"wrote {len(manifest['files'])} CSV files ({total / 1e6:.1f} MB) and manifest.json to {out}")
     return ExitCode.OK

@@ -109,6 +109,11 @@ def generate_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--scale", type=float, default=1.0, help="size multiplier; 1 is about 15 MB (default 1)")
     cmd.add_argument("--seed", type=int, default=42, help="random seed; same seed, same files (default 42)")
     cmd.add_argument("--dirty-rate", type=float, default=0.02, help="share of defective rows (default 0.02)")
+    cmd.add_argument(
+        "--single-file",
+        action="store_true",
+        help="one file per table (advertisers.csv, campaigns.csv, performance.csv), e.g. to try large files",
+    )
 
 
 def maintain_options(cmd: argparse.ArgumentParser) -> None:

@@ -72,33 +72,49 @@ def _scatter(lines: list[str | Injected], extras: list[Injected], rng: random.Ra
     return lines
 
 
-def _write_file(
-    path: Path, table: str, header: tuple[str, ...], order: tuple[str, ...], lines: list[str | Injected]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Write one CSV file; return its manifest entry and the injected entries with their line numbers."""
-    texts, entries, line = [format_record(header)], [], 2
-    for item in lines:
-        text = item if isinstance(item, str) else item.render(order)
-        if isinstance(item, Injected):
-            entries.append(item.entry(path.name, line))
-        line += text.count("\n") + 1
-        texts.append(text)
-    data = ("\n".join(texts) + "\n").encode("utf-8")
-    path.write_bytes(data)
-    blanks = sum(1 for text in texts if not text)  # a record always holds a comma, so only blank lines are empty
-    entry = {"table": table, "records": len(lines) - blanks, "blank_lines": blanks, "bytes": len(data)}
-    entry["header"] = list(header)  # as written: order and spelling vary in one performance file
-    return entry, entries
+class _CsvFile:
+    """A landing CSV being written: its header first, then records a chunk at a time."""
+
+    def __init__(self, path: Path, table: str, header: tuple[str, ...]) -> None:
+        self.path, self.table, self.header = path, table, header
+        self._f = path.open("wb")
+        self._f.write((format_record(header) + "\n").encode("utf-8"))
+        self.line, self.records, self.blanks = 2, 0, 0
+
+    def write(self, order: tuple[str, ...], lines: list[str | Injected]) -> list[dict[str, Any]]:
+        """Append ``lines``; return the injected entries with their line numbers."""
+        texts, entries = [], []
+        for item in lines:
+            text = item if isinstance(item, str) else item.render(order)
+            if isinstance(item, Injected):
+                entries.append(item.entry(self.path.name, self.line))
+            self.line += text.count("\n") + 1
+            texts.append(text)
+        blanks = sum(1 for text in texts if not text)  # a record always holds a comma, so only blank lines are empty
+        self.records, self.blanks = self.records + len(texts) - blanks, self.blanks + blanks
+        if texts:
+            self._f.write(("\n".join(texts) + "\n").encode("utf-8"))
+        return entries
+
+    def close(self) -> dict[str, Any]:
+        """Close the file; return its manifest entry."""
+        self._f.close()
+        entry = {"table": self.table, "records": self.records, "blank_lines": self.blanks}
+        entry["bytes"] = self.path.stat().st_size
+        entry["header"] = list(self.header)  # as written: order and spelling vary in one performance file
+        return entry
 
 
 def _write_table(
-    out_dir: Path, source: Source, plan: TablePlan, rng: random.Random
+    out_dir: Path, source: Source, plan: TablePlan, rng: random.Random, *, single_file: bool = False
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Write a table's files (or, with ``single_file``, all its records in ``<table>.csv`` under one header)."""
     files: dict[str, dict[str, Any]] = {}
     entries: list[dict[str, Any]] = []
-    shuffled = rng.randrange(len(source.files)) if source.table == "performance" else None
+    shuffled = rng.randrange(len(source.files)) if source.table == "performance" and not single_file else None
     pending: list[Injected] = []
     first_row = 0
+    out: _CsvFile | None = None
     for index, (name, rows) in enumerate(zip(source.files, source.chunks(), strict=True)):
         order, header = _layout(source.table, index == shuffled, rng)
         lines, same_file, later = _real_lines(source.table, rows, first_row, plan, _renderer(source.table, order), rng)
@@ -107,8 +123,13 @@ def _write_table(
             extras, later = extras + later, []
         pending = later
         first_row += len(rows)
-        files[name], written = _write_file(out_dir / name, source.table, header, order, _scatter(lines, extras, rng))
-        entries += written
+        if out is None or not single_file:
+            out = _CsvFile(out_dir / (f"{source.table}.csv" if single_file else name), source.table, header)
+        entries += out.write(order, _scatter(lines, extras, rng))
+        if not single_file:
+            files[name] = out.close()
+    if single_file and out is not None:
+        files[out.path.name] = out.close()
     return files, entries
 
 
@@ -140,7 +161,9 @@ def _check_arguments(scale: float, dirty_rate: float) -> None:
         raise ValueError(f"dirty_rate must be between 0 and 0.5 (share of defective rows), got {dirty_rate!r}")
 
 
-def generate(out_dir: Path, *, scale: float = 1.0, seed: int = 42, dirty_rate: float = 0.02) -> dict[str, Any]:
+def generate(
+    out_dir: Path, *, scale: float = 1.0, seed: int = 42, dirty_rate: float = 0.02, single_file: bool = False
+) -> dict[str, Any]:
     """Write landing CSVs and ``out_dir/manifest.json``; return the manifest.
 
     Args:
@@ -148,6 +171,8 @@ def generate(out_dir: Path, *, scale: float = 1.0, seed: int = 42, dirty_rate: f
         scale: multiplies the number of advertisers and campaigns; 1.0 gives about 15 MB of CSV.
         seed: same seed and arguments give byte-identical files.
         dirty_rate: about this share of each table's rows is defective, at least one of each kind; 0 for none.
+        single_file: one file per table (``advertisers.csv``, ``campaigns.csv``, ``performance.csv``), written
+            as a stream: the same kinds of rows and defects, for testing large files.
 
     Returns:
         The manifest: per file its table, records, blank lines, bytes and header; per table records, malformed,
@@ -173,7 +198,8 @@ def generate(out_dir: Path, *, scale: float = 1.0, seed: int = 42, dirty_rate: f
             base_row=source.base_row,
             orphan_key=source.orphan_key,
         )
-        files, entries = _write_table(out_dir, source, plan, random_stream(seed, f"layout:{table}"))
+        layout = random_stream(seed, f"layout:{table}")
+        files, entries = _write_table(out_dir, source, plan, layout, single_file=single_file)
         manifest["files"] |= files
         manifest["tables"][table] = _summarize(table, source.n_rows, list(files.values()), entries)
         injected += entries

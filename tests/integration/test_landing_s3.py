@@ -120,10 +120,10 @@ def test_an_object_rewritten_after_its_batch_was_planned_fails_the_parse(
     (tmp_path / "local").mkdir()
     (tmp_path / "local" / "campaigns.csv").write_text(campaigns_csv("local", "files"))
     [local], _ = landing_files(settings, tmp_path / "local")
-    both = parse_files(spark, "campaigns", [planned, local]).where("_records is null").collect()
+    both = parse_files(spark, "campaigns", [planned, local]).frame.where("_records is null").collect()
     assert sorted(r.campaign_name for r in both) == ["files", "local", "planned"]  # a batch may mix the two
 
     client.put_object(Bucket=s3_bucket, Key="in/campaigns.csv", Body=campaigns_csv("rewritten").encode())
 
     with pytest.raises(Exception, match="changed since its batch was planned"):
-        parse_files(spark, "campaigns", [planned]).count()
+        parse_files(spark, "campaigns", [planned])

@@ -10,7 +10,7 @@ import pytest
 from chispa import assert_df_equality
 
 from lakehouse.bronze.landing import discover
-from lakehouse.bronze.parse import file_stats, parse_files
+from lakehouse.bronze.parse import parse_files
 from lakehouse.bronze.transforms import records_only, with_bronze_metadata
 from lakehouse.contracts import SOURCE_COLUMNS, bronze_table
 
@@ -84,7 +84,7 @@ def test_spark_parsing_keeps_every_record_and_counts_per_file(spark: Any, tmp_pa
     files, _ = discover(tmp_path)
 
     parsed = parse_files(spark, "advertisers", files)
-    records = records_only(parsed, "advertisers")
+    records = records_only(parsed.frame, "advertisers")
 
     expected = spark.createDataFrame(
         [
@@ -98,4 +98,4 @@ def test_spark_parsing_keeps_every_record_and_counts_per_file(spark: Any, tmp_pa
         ", ".join(f"`{c}` string" for c in (*ADVERTISERS, "_corrupt_record", "_source_file")),
     )
     assert_df_equality(records, expected, ignore_row_order=True, ignore_nullable=True)
-    assert file_stats(parsed) == {"advertisers_1.csv": (5, 3, 1), "advertisers_2.csv": (1, 0, 0)}
+    assert parsed.stats == {"advertisers_1.csv": (5, 3, 1), "advertisers_2.csv": (1, 0, 0)}

@@ -386,3 +386,18 @@ def test_any_seed_and_rate_give_a_manifest_the_files_confirm(
     assert_manifest_matches_files(out_dir, manifest)
     if dirty_rate:
         assert all(set(manifest["tables"][t]["quarantined_by_rule"]) == set(silver_rules(t)) for t in TABLES)
+
+
+def test_single_file_writes_one_file_per_table_that_the_manifest_predicts(
+    small_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    manifest = generate(tmp_path, scale=0.1, single_file=True)
+
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["advertisers.csv", "campaigns.csv", "performance.csv"]
+    assert sorted(manifest["files"]) == ["advertisers.csv", "campaigns.csv", "performance.csv"]
+    assert all(e["header"] == list(SOURCE_COLUMNS[e["table"]]) for e in manifest["files"].values())
+    assert_parse_counts(tmp_path, manifest)
+    assert_manifest_matches_files(tmp_path, manifest)
+    many = small_run[1]["tables"]
+    for table, summary in manifest["tables"].items():  # the same rows and defects as in many files
+        assert summary == many[table], table

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lakehouse.bronze.landing import discover
-from lakehouse.bronze.parse import file_stats, parse_files
+from lakehouse.bronze.parse import parse_files
 from lakehouse.bronze.transforms import records_only
 from tests.hostile import HOSTILE_FILE_NAMES, NUL_FIELD, campaigns_csv, land_hostile_names
 
@@ -83,7 +83,7 @@ def test_equal_names_in_two_subfolders_stay_apart_by_their_relative_paths(spark:
 
     assert refused == []
     assert [f.source_file for f in files] == ["2024-02-09/campaigns.csv", "2024-02-10/campaigns.csv"]
-    rows = records_only(parsed, "campaigns").select("_source_file", "campaign_name").collect()
+    rows = records_only(parsed.frame, "campaigns").select("_source_file", "campaign_name").collect()
     assert sorted(map(tuple, rows)) == [
         ("2024-02-09/campaigns.csv", "delivered 2024-02-09"),
         ("2024-02-10/campaigns.csv", "delivered 2024-02-10"),
@@ -105,9 +105,9 @@ def test_every_name_the_file_system_allows_is_read_by_spark_exactly(spark: Any, 
 
     assert refused == []
     assert sorted(f.source_file for f in files) == sorted(landed)
-    rows = records_only(parsed, "campaigns").select("_source_file", "campaign_name", "_corrupt_record").collect()
+    rows = records_only(parsed.frame, "campaigns").select("_source_file", "campaign_name", "_corrupt_record").collect()
     assert sorted(map(tuple, rows)) == sorted((name, campaign, None) for name, campaign in landed.items())
-    assert file_stats(parsed) == {name: (1, 0, 0) for name in landed}
+    assert parsed.stats == {name: (1, 0, 0) for name in landed}
     assert set(HOSTILE_FILE_NAMES) <= set(landed)
 
 
@@ -119,4 +119,4 @@ def test_a_file_changed_after_it_was_planned_fails_its_task_instead_of_loading_o
     (tmp_path / "campaigns.csv").write_text(campaigns_csv("swapped in later"))
 
     with pytest.raises(Exception, match=r"campaigns\.csv: changed since its batch was planned"):
-        parse_files(spark, "campaigns", files).count()
+        parse_files(spark, "campaigns", files)

@@ -79,7 +79,7 @@ def _descendants(roots: set[int], procs: dict[int, tuple[int, str, str, int, int
     return tree
 
 
-def _sample(runner: int, pg_data: str, peaks: Peaks) -> None:
+def sample_peaks(runner: int, pg_data: str, peaks: Peaks) -> None:
     """Fold one look at the runner's tree and at the PostgreSQL serving ``pg_data`` into ``peaks``.
 
     The postmaster detaches from the runner (``pg_ctl`` daemonizes it), so it is found by its data directory.
@@ -105,32 +105,35 @@ def _sample(runner: int, pg_data: str, peaks: Peaks) -> None:
             peaks.xmx = xmx.group(1)
 
 
-def run_pipeline(landing: Path, scratch: Path) -> tuple[float, dict[str, float], Peaks]:
-    """``runner.py run`` on the embedded default, watched: wall seconds, summary seconds per layer, peak RSS."""
+def run_pipeline(
+    landing: Path, scratch: Path, command: str = "run", *options: str
+) -> tuple[float, dict[str, float], Peaks]:
+    """``runner.py <command>`` (``run`` or a layer) on the embedded default, watched: wall seconds, summary seconds
+    per layer, peak RSS."""
     data = scratch / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "LAKEHOUSE_"))}
     env |= {"LAKEHOUSE_DATA_DIR": str(data), "LAKEHOUSE_EMBEDDED_PG_PORT": str(free_port())}
     if "LAKEHOUSE_CACHE_DIR" in os.environ:  # the jar cache
         env["LAKEHOUSE_CACHE_DIR"] = os.environ["LAKEHOUSE_CACHE_DIR"]
-    command = [sys.executable, str(ROOT / "runner.py"), "run", "--input", str(landing), "--json"]
+    argv = [sys.executable, str(ROOT / "runner.py"), command, "--input", str(landing), "--json", *options]
     out, err = scratch / "stdout.json", scratch / "stderr.log"
     peaks = Peaks()
     with out.open("w") as stdout, err.open("w") as stderr:
         started = time.perf_counter()
-        child = subprocess.Popen(command, env=env, cwd=scratch, stdout=stdout, stderr=stderr)
+        child = subprocess.Popen(argv, env=env, cwd=scratch, stdout=stdout, stderr=stderr)
         while child.poll() is None:
-            _sample(child.pid, str(data), peaks)
+            sample_peaks(child.pid, str(data), peaks)
             time.sleep(SAMPLE_SECONDS)
         wall = time.perf_counter() - started
     if child.returncode != 0:
-        raise SystemExit(f"runner.py run exited {child.returncode}:\n{err.read_text()[-4000:]}")
+        raise SystemExit(f"runner.py {command} exited {child.returncode}:\n{err.read_text()[-4000:]}")
     per_layer: dict[str, float] = defaultdict(float)
     for row in json.loads(out.read_text())["tables"]:
         per_layer[row["layer"]] += row["seconds"] or 0.0
     return wall, dict(per_layer), peaks
 
 
-def _mb(n: int) -> str:
+def mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
@@ -157,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {layer:<8}{seconds:7.1f} s")
         rest = walls[scale] - sum(per_layer.values())
         print(f"    {'the rest':<8}{rest:7.1f} s   start-up, gates, maintenance, storage, report")
-        print(f"  driver    {_mb(p.driver):>9}   peak RSS: Python {_mb(p.rss['python'])} + JVM {_mb(p.rss['jvm'])}")
+        print(f"  driver    {mib(p.driver):>9}   peak RSS: Python {mib(p.rss['python'])} + JVM {mib(p.rss['jvm'])}")
         print(f"            (JVM -Xmx{p.xmx}, spark.driver.memory)")
-        print(f"  worker    {_mb(p.rss['worker']):>9}   the largest PySpark Python worker")
-        print(f"  postgres  {_mb(p.rss['postgres']):>9}   the embedded PostgreSQL, all its processes (not the driver)")
+        print(f"  worker    {mib(p.rss['worker']):>9}   the largest PySpark Python worker")
+        print(f"  postgres  {mib(p.rss['postgres']):>9}   the embedded PostgreSQL, all its processes (not the driver)")
     lo, hi = min(args.scales), max(args.scales)
     kinds = " ".join(
         f"{kind}_rss{hi:g}_vs_rss{lo:g}={peaks[hi].rss[kind] / max(peaks[lo].rss[kind], 1):.2f}" for kind in KINDS

@@ -107,6 +107,7 @@ class ParseStats:
     corrupt: int = 0
     blank_lines: int = 0
     header: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # of the contract's columns in the header
     unfinished: bool = False  # the text ended inside a record (an unclosed quote): that record is corrupt
 
 
@@ -136,10 +137,11 @@ def match_header(header: list[str], expected: tuple[str, ...], *, file: str) -> 
 
 class _Tap:
     """Iterates lines for ``csv.reader``, remembering which ones the current record consumed and whether the
-    lines ran out."""
+    lines ran out; a line handed back with :meth:`push` comes first."""
 
     def __init__(self, lines: Iterable[str]) -> None:
         self._lines = iter(lines)
+        self._pushed: str | None = None
         self.consumed: list[str] = []
         self.exhausted = False
 
@@ -147,13 +149,88 @@ class _Tap:
         return self
 
     def __next__(self) -> str:
-        try:
-            line = next(self._lines)
-        except StopIteration:
-            self.exhausted = True
-            raise
+        if self._pushed is not None:
+            line, self._pushed = self._pushed, None
+        else:
+            try:
+                line = next(self._lines)
+            except StopIteration:
+                self.exhausted = True
+                raise
         self.consumed.append(line)
         return line
+
+    def take(self) -> str | None:
+        """The next line, not counted as consumed; None when the lines ran out."""
+        line = next(self._lines, None)
+        self.exhausted = line is None
+        return line
+
+    def push(self, line: str) -> None:
+        """Hand ``line`` back: the csv reader reads it next."""
+        self._pushed = line
+
+
+Record = tuple[tuple[str | None, ...], str | None]  # (values in contract order, None) or ((None, ...), raw text)
+
+
+def parse_lines(
+    text: str | Iterable[str],
+    expected: tuple[str, ...],
+    *,
+    file: str,
+    stats: ParseStats | None = None,
+    positions: Sequence[int] | None = None,
+) -> Iterator[str | Record]:
+    """:func:`parse_records`, except that a good record on one line without a quote comes back as that line's
+    text (its line ending removed), whose fields are its comma-separated parts in the header's order.
+
+    Strict csv reads such a line exactly so, and most lines are such lines: they skip the csv reader.
+    """
+    stats = stats if stats is not None else ParseStats()
+    tap = _Tap(io.StringIO(text, newline="") if isinstance(text, str) else text)
+    reader = csv.reader(tap, strict=True)
+    at: list[int] | None = list(positions) if positions is not None else None
+    stats.positions = at or []
+    width, limit = len(expected), csv.field_size_limit()
+    empty = (None,) * width
+    while (line := tap.take()) is not None:
+        fields: list[str] | None
+        if '"' not in line and len(line) <= limit:  # no quote: the line is the record, its commas the fields
+            content = line.rstrip("\r\n")
+            if at is not None and content:
+                stats.records += 1
+                if content.count(",") + 1 == width:
+                    yield content
+                else:
+                    stats.corrupt += 1
+                    yield empty, content
+                continue
+            fields, raw = (content.split(",") if content else []), line
+        else:
+            tap.push(line)
+            tap.consumed = []
+            try:
+                fields = next(reader)
+            except csv.Error:
+                fields = None
+                stats.unfinished = tap.exhausted  # strict csv: "unexpected end of data" inside a quoted field
+            raw = "".join(tap.consumed)
+        if fields == []:
+            stats.blank_lines += 1
+            continue
+        if at is None:
+            if fields is None:
+                raise HeaderMismatchError(file, missing=list(expected), unknown=[raw.strip()], duplicated=[])
+            stats.header = fields
+            at = stats.positions = match_header(fields, expected, file=file)
+            continue
+        stats.records += 1
+        if fields is None or len(fields) != width:
+            stats.corrupt += 1
+            yield empty, raw.removesuffix("\n").removesuffix("\r")
+        else:
+            yield tuple([fields[p] for p in at]), None
 
 
 def parse_records(
@@ -163,7 +240,7 @@ def parse_records(
     file: str,
     stats: ParseStats | None = None,
     positions: Sequence[int] | None = None,
-) -> Iterator[tuple[tuple[str | None, ...], str | None]]:
+) -> Iterator[Record]:
     """Yield ``(values in contract order, None)`` per good record, ``((None, …), raw text)`` per bad one.
 
     ``text`` is the text, or its lines with their line endings (``newline=""``). The first non-blank record is
@@ -171,35 +248,12 @@ def parse_records(
     contract columns' places. ``stats.unfinished`` tells whether the text ended inside a record.
     """
     stats = stats if stats is not None else ParseStats()
-    tap = _Tap(io.StringIO(text, newline="") if isinstance(text, str) else text)
-    reader = csv.reader(tap, strict=True)
-    positions = list(positions) if positions is not None else None
-    empty = (None,) * len(expected)
-    while True:
-        tap.consumed = []
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error:
-            fields = None
-            stats.unfinished = tap.exhausted  # strict csv: "unexpected end of data" inside a quoted field
-        raw = "".join(tap.consumed)
-        if fields == []:
-            stats.blank_lines += 1
-            continue
-        if positions is None:
-            if fields is None:
-                raise HeaderMismatchError(file, missing=list(expected), unknown=[raw.strip()], duplicated=[])
-            stats.header = fields
-            positions = match_header(fields, expected, file=file)
-            continue
-        stats.records += 1
-        if fields is None or len(fields) != len(positions):
-            stats.corrupt += 1
-            yield empty, raw.removesuffix("\n").removesuffix("\r")
+    for record in parse_lines(text, expected, file=file, stats=stats, positions=positions):
+        if isinstance(record, str):
+            fields = record.split(",")
+            yield tuple([fields[p] for p in stats.positions]), None
         else:
-            yield tuple(fields[p] for p in positions), None
+            yield record
 
 
 def source_name(path: Path, root: Path) -> str:

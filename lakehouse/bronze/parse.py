@@ -38,15 +38,16 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.bronze.landing import LandingFile, ParseStats, UnreadableFileError, open_regular, parse_records
+from lakehouse.bronze.landing import LandingFile, ParseStats, Record, UnreadableFileError, open_regular, parse_lines
 from lakehouse.bronze.transforms import STATS, parsed_schema
 from lakehouse.contracts import SOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
-_ARROW_BATCH = 8192
+_ARROW_BATCH = 32768
 _READ_BUFFER = 1 << 20
 _CHANGED = (
     "changed since its batch was planned; put the planned content back, or abandon the batch "
@@ -134,34 +135,54 @@ _Read = Callable[[pa.RecordBatch], Iterator[_Piece]]
 
 
 def _parse_batches(table: str, read: _Read):  # type: ignore[no-untyped-def]  # a mapInArrow function
-    """The ``mapInArrow`` function parsing the pieces ``read`` yields per input batch."""
-    columns = SOURCE_COLUMNS[table]
-    names = [*columns, "_corrupt_record", "_source_file", *STATS]
-    schema = pa.schema(
-        [(n, pa.string()) for n in (*columns, "_corrupt_record", "_source_file")] + [(s, pa.int64()) for s in STATS]
-    )
+    """The ``mapInArrow`` function parsing the pieces ``read`` yields per input batch.
 
-    def flush(rows: list[tuple[object, ...]]) -> pa.RecordBatch:
-        return pa.RecordBatch.from_arrays([pa.array(col) for col in zip(*rows, strict=True)], schema=schema)
+    A good record on one line without a quote (most records) stays one string until Arrow splits a batch of them
+    at their commas (see :func:`lakehouse.bronze.landing.parse_lines`); only the others become Python tuples.
+    """
+    columns = SOURCE_COLUMNS[table]
+    text = pa.string()
+    names = (*columns, "_corrupt_record", "_source_file")
+    schema = pa.schema([(n, text) for n in names] + [(s, pa.int64()) for s in STATS])
+
+    def records(name: str, lines: list[str], others: list[Record], positions: list[int]) -> pa.RecordBatch:
+        fields = pc.split_pattern(pa.array(lines, text), pattern=",")
+        arrays = [
+            pa.concat_arrays([pc.list_element(fields, positions[j]), pa.array([r[0][j] for r in others], text)])
+            for j in range(len(columns))
+        ]
+        arrays.append(pa.concat_arrays([pa.nulls(len(lines), text), pa.array([r[1] for r in others], text)]))
+        rows = len(lines) + len(others)
+        arrays.append(pa.array([name] * rows, text))
+        arrays += [pa.nulls(rows, pa.int64())] * len(STATS)
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def totals(name: str, stats: ParseStats, to_end: bool) -> pa.RecordBatch:
+        misaligned = int(stats.unfinished and not to_end)
+        counts = (stats.records, stats.corrupt, stats.blank_lines, misaligned)
+        arrays = [pa.nulls(1, text)] * (len(columns) + 1) + [pa.array([name], text)]
+        return pa.RecordBatch.from_arrays([*arrays, *(pa.array([n], pa.int64()) for n in counts)], schema=schema)
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        rows: list[tuple[object, ...]] = []
         for batch in batches:
-            for name, opened, positions, to_end in read(batch):
+            for piece in read(batch):
                 stats = ParseStats()
-                with opened as lines:
-                    for values, corrupt in parse_records(lines, columns, file=name, stats=stats, positions=positions):
-                        rows.append((*values, corrupt, name, None, None, None, None))
-                        if len(rows) >= _ARROW_BATCH:
-                            yield flush(rows)
-                            rows = []
-                misaligned = int(stats.unfinished and not to_end)
-                stats_row = (stats.records, stats.corrupt, stats.blank_lines, misaligned)
-                rows.append((*([None] * (len(columns) + 1)), name, *stats_row))
-        if rows:
-            yield flush(rows)
+                lines: list[str] = []
+                others: list[Record] = []
+                with piece.lines as text_lines:
+                    parsed = parse_lines(text_lines, columns, file=piece.file, stats=stats, positions=piece.positions)
+                    for record in parsed:
+                        if isinstance(record, str):
+                            lines.append(record)
+                        else:
+                            others.append(record)
+                        if len(lines) + len(others) >= _ARROW_BATCH:
+                            yield records(piece.file, lines, others, stats.positions)
+                            lines, others = [], []
+                if lines or others:
+                    yield records(piece.file, lines, others, stats.positions)
+                yield totals(piece.file, stats, piece.to_end)
 
-    assert len(names) == len(schema)
     return run
 
 

@@ -4,18 +4,22 @@ that the ranges' records and counts are exactly those of one parse of the whole 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import logging
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lakehouse.bronze.landing import LandingFile, ParseStats, UnreadableFileError, check_stream, discover, parse_records
-from lakehouse.bronze.parse import parse_files, planned_lines
+from lakehouse.bronze.parse import _local_ranges, _parse_batches, _Range, parse_files, planned_lines
 from lakehouse.bronze.transforms import records_only
 from lakehouse.contracts import SOURCE_COLUMNS
 from lakehouse.sample import generate
@@ -75,12 +79,81 @@ _RECORD = st.one_of(
     st.lists(_FIELD, min_size=1, max_size=7).map(",".join),
     st.just(""),  # a blank line
 )
+_RECORD_TEXT = st.one_of(_RECORD, st.lists(st.text(alphabet="ab1 ", max_size=3), min_size=4, max_size=6).map(",".join))
 
 
 def _whole(data: bytes) -> Parse:
     stats = ParseStats()
     records = list(parse_records(data.decode(), ADVERTISERS, file="f.csv", stats=stats))
     return records, (stats.records, stats.corrupt, stats.blank_lines)
+
+
+def _reference(text: str) -> Parse:
+    """Strict csv record by record, nothing else: what every parse must equal (the header is the first row)."""
+    lines, consumed = iter(io.StringIO(text, newline="")), []
+
+    def tap() -> Iterator[str]:
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(tap(), strict=True)
+    records: list[tuple[tuple[str | None, ...], str | None]] = []
+    counts, at = [0, 0, 0], None
+    while True:
+        consumed.clear()
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return records, (counts[0], counts[1], counts[2])
+        except csv.Error:
+            fields = None
+        raw = "".join(consumed)
+        if fields == []:
+            counts[2] += 1
+        elif at is None:
+            at = [fields.index(c) for c in ADVERTISERS]  # type: ignore[union-attr]
+        else:
+            counts[0] += 1
+            if fields is None or len(fields) != len(ADVERTISERS):
+                counts[1] += 1
+                records.append(((None,) * len(ADVERTISERS), raw.removesuffix("\n").removesuffix("\r")))
+            else:
+                records.append((tuple(fields[p] for p in at), None))
+
+
+def _arrow(data: bytes, name: str = "f.csv") -> Parse:
+    """The records and counts as bronze's Spark task builds them (the ``mapInArrow`` function, run here)."""
+    digest = hashlib.sha256(data).hexdigest()
+    with tempfile.NamedTemporaryFile(suffix=".csv") as f:
+        f.write(data)
+        f.flush()
+        run = _parse_batches("advertisers", _local_ranges([_Range(name, f.name, 0, None, digest, None)]))
+        table = pa.Table.from_batches(list(run([pa.RecordBatch.from_pydict({"id": [0]})])))
+    rows = table.to_pylist()
+    records = [(tuple(r[c] for c in ADVERTISERS), r["_corrupt_record"]) for r in rows if r["_records"] is None]
+    [totals] = [(r["_records"], r["_corrupt"], r["_blank_lines"]) for r in rows if r["_records"] is not None]
+    return sorted(records, key=repr), totals
+
+
+_LINE_ENDS = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_RECORD_TEXT, _LINE_ENDS), max_size=25), st.permutations(ADVERTISERS), st.booleans())
+@example([("1,2,3,4,5", "\n"), ("x" * 140_000 + ",2,3,4,5", "\n")], list(ADVERTISERS), True)  # over csv's field limit
+def test_every_parse_equals_strict_csv_record_by_record(
+    records: list[tuple[str, str]], header: list[str], final_end: bool
+) -> None:
+    """The one-line fast path of parse_lines and its Arrow split give exactly what csv gives."""
+    text = ",".join(header) + "\n" + "".join(r + end for r, end in records)
+    text = text if final_end or not records else text[: -len(records[-1][1])]
+    expected = _reference(text)
+
+    stats = ParseStats()
+    parsed = list(parse_records(text, ADVERTISERS, file="f.csv", stats=stats))
+    assert (parsed, (stats.records, stats.corrupt, stats.blank_lines)) == expected
+    assert _arrow(text.encode()) == (sorted(expected[0], key=repr), expected[1])
 
 
 def _in_ranges(data: bytes, split_bytes: int) -> tuple[Parse, bool]:

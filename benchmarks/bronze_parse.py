@@ -1,7 +1,8 @@
 """Benchmark bronze parsing of one large landing file: its memory when ingested, and its speed against Spark's
 own CSV reader on the same file with the same cores, in one process run.
 
-    python benchmarks/bronze_parse.py [--scale 150] [--cores 2] [--split-mb 64] [--skip-ingest]
+    python benchmarks/bronze_parse.py [--scale 150] [--cores 2] [--split-mb 64] [--driver-memory 2g]
+                                      [--skip-ingest | --skip-parse]
 
 The file is ``performance.csv`` of ``runner.py generate --single-file --scale N`` (seed 42, 2 % defects; 150
 gives about 2.2 GB and 27 million records). It is generated once into ``<cache>/bench/single-<N>`` and reused
@@ -79,9 +80,10 @@ class Watch:
         self._thread.join()
 
 
-def ingest(landing: Path) -> None:
+def ingest(landing: Path, driver_memory: str | None) -> None:
+    env = {"LAKEHOUSE_SPARK_DRIVER_MEMORY": driver_memory} if driver_memory else {}
     with tempfile.TemporaryDirectory(prefix="lakehouse-bench-") as tmp:
-        wall, per_layer, peaks = run_pipeline(landing, Path(tmp), "bronze", "--no-maintain")
+        wall, per_layer, peaks = run_pipeline(landing, Path(tmp), "bronze", "--no-maintain", env=env)
     print(f"ingest: runner.py bronze --no-maintain: {wall:.1f} s end to end; summary seconds: ", end="")
     print(", ".join(f"{layer} {seconds:.1f}" for layer, seconds in per_layer.items()))
     print(f"  python    {mib(peaks.rss['python']):>9}   the runner's Python process (the driver program)")
@@ -144,14 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="local[N] for the parse comparison (default 2)")
     parser.add_argument("--split-mb", type=float, default=64.0, help="bronze's range size in MiB (default 64)")
     parser.add_argument("--skip-ingest", action="store_true", help="only the parse comparison")
+    parser.add_argument("--skip-parse", action="store_true", help="only the ingest")
+    parser.add_argument(
+        "--driver-memory", metavar="SIZE", help="LAKEHOUSE_SPARK_DRIVER_MEMORY for the ingest (default: the default)"
+    )
     args = parser.parse_args(argv)
     landing, manifest = single_file_sample(args.scale)
     files = manifest["files"]
     assert isinstance(files, dict)
     print("files: " + ", ".join(f"{name} {f['bytes'] / 1e6:,.1f} MB" for name, f in files.items()))
     if not args.skip_ingest:
-        ingest(landing)
-    compare(landing, args.cores, int(args.split_mb * 2**20))
+        ingest(landing, args.driver_memory)
+    if not args.skip_parse:
+        compare(landing, args.cores, int(args.split_mb * 2**20))
     return 0
 
 

@@ -106,15 +106,17 @@ def sample_peaks(runner: int, pg_data: str, peaks: Peaks) -> None:
 
 
 def run_pipeline(
-    landing: Path, scratch: Path, command: str = "run", *options: str
+    landing: Path, scratch: Path, command: str = "run", *options: str, env: dict[str, str] | None = None
 ) -> tuple[float, dict[str, float], Peaks]:
     """``runner.py <command>`` (``run`` or a layer) on the embedded default, watched: wall seconds, summary seconds
     per layer, peak RSS."""
     data = scratch / "data"
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "LAKEHOUSE_"))}
     env |= {"LAKEHOUSE_DATA_DIR": str(data), "LAKEHOUSE_EMBEDDED_PG_PORT": str(free_port())}
     if "LAKEHOUSE_CACHE_DIR" in os.environ:  # the jar cache
         env["LAKEHOUSE_CACHE_DIR"] = os.environ["LAKEHOUSE_CACHE_DIR"]
+    env |= extra
     argv = [sys.executable, str(ROOT / "runner.py"), command, "--input", str(landing), "--json", *options]
     out, err = scratch / "stdout.json", scratch / "stderr.log"
     peaks = Peaks()

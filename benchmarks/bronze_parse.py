@@ -5,7 +5,7 @@ own CSV reader on the same file with the same cores, in one process run.
                                       [--skip-ingest | --skip-parse]
 
 The file is ``performance.csv`` of ``runner.py generate --single-file --scale N`` (seed 42, 2 % defects; 150
-gives about 2.2 GB and 27 million records). It is generated once into ``<cache>/bench/single-<N>`` and reused
+gives 2.39 GB and 42.8 million records). It is generated once into ``<cache>/bench/single-<N>`` and reused
 while its manifest matches.
 
 1. **Ingest**: ``runner.py bronze --no-maintain`` on the three files, as a child process on the embedded default
@@ -142,7 +142,7 @@ def compare(landing: Path, cores: int, split_bytes: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=150.0, help="sample scale; 150 is about 2.2 GB (default)")
+    parser.add_argument("--scale", type=float, default=150.0, help="sample scale; 150 is about 2.4 GB (default)")
     parser.add_argument("--cores", type=int, default=2, help="local[N] for the parse comparison (default 2)")
     parser.add_argument("--split-mb", type=float, default=64.0, help="bronze's range size in MiB (default 64)")
     parser.add_argument("--skip-ingest", action="store_true", help="only the parse comparison")

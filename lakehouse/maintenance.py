@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from lakehouse.adapters import lake, lake_upkeep
 from lakehouse.adapters.lake_upkeep import TableStorage
+from lakehouse.adapters.spark import in_parallel
 from lakehouse.contracts import SILVER
 from lakehouse.errors import ConfigurationError, LakehouseError
 from lakehouse.report import LayerBytes, human_bytes
@@ -119,12 +121,21 @@ def maintain_lake(
     check_retention(retention, min_retention_hours=min_retention_hours)
     moment = now or dt.datetime.now(dt.UTC)
     report = MaintenanceReport(retention, when_due=when_due)
-    for layer, table in lake_tables(spark, settings):
+
+    def due(layer: str, table: str) -> tuple[bool, str | bool | None]:
+        """Whether to compact the table, and why to VACUUM it (or not)."""
         uri = lake.table_uri(settings, layer, table)
-        report.checked += 1
         clustered = layer == "silver" and table in SILVER and bool(SILVER[table].cluster_by)
         compact = not clustered and (not when_due or lake.table_size(spark, uri)[0] >= COMPACT_MIN_FILES)
         vacuum = not when_due or lake_upkeep.vacuum_due(spark, uri, retention_hours=retention, now=moment)
+        return compact, vacuum
+
+    # Every table's check at once (each mostly waits on its log reads); then the upkeep that is due, one by one.
+    tables = lake_tables(spark, settings)
+    plans = in_parallel(spark, [functools.partial(due, layer, table) for layer, table in tables])
+    for (layer, table), (compact, vacuum) in zip(tables, plans, strict=True):
+        uri = lake.table_uri(settings, layer, table)
+        report.checked += 1
         if not (compact or vacuum):
             continue
         before = lake_upkeep.table_storage(spark, uri)

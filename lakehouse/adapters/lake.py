@@ -72,14 +72,17 @@ def rows_if_table(spark: SparkSession, query: str, *columns: str | Column) -> li
 
 
 def list_tables(spark: SparkSession, layer_root: str) -> list[str]:
-    """Names of the Delta tables directly below ``layer_root`` (folders holding a ``_delta_log``).
+    """Names of the Delta tables directly below ``layer_root`` (folders whose ``_delta_log`` holds a file).
 
-    From the files Spark plans to read for ``<root>/*/_delta_log`` (``inputFiles``): a listing, no Spark job.
+    From the files Spark plans to read for ``<root>/*/_delta_log/*`` (``inputFiles``): a listing, no Spark job.
+    The glob names the log's files, not the folder: Spark drops a path whose last part starts with ``_`` (and
+    warns "All paths were ignored" on every run); it still drops the log's own ``_``/``.`` files, but every log
+    also holds a commit or a checkpoint file.
     """
     from pyspark.errors import AnalysisException
 
     try:
-        files = spark.read.format("binaryFile").load(f"{layer_root.rstrip('/')}/*/_delta_log").inputFiles()
+        files = spark.read.format("binaryFile").load(f"{layer_root.rstrip('/')}/*/_delta_log/*").inputFiles()
     except AnalysisException as exc:
         if exc.getCondition() == "PATH_NOT_FOUND":  # no layer folder yet, or no table in it
             return []

@@ -111,18 +111,17 @@ def run_pipeline(
     """``runner.py <command>`` (``run`` or a layer) on the embedded default, watched: wall seconds, summary seconds
     per layer, peak RSS."""
     data = scratch / "data"
-    extra = env or {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "LAKEHOUSE_"))}
-    env |= {"LAKEHOUSE_DATA_DIR": str(data), "LAKEHOUSE_EMBEDDED_PG_PORT": str(free_port())}
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "LAKEHOUSE_"))}
+    child_env |= {"LAKEHOUSE_DATA_DIR": str(data), "LAKEHOUSE_EMBEDDED_PG_PORT": str(free_port())}
     if "LAKEHOUSE_CACHE_DIR" in os.environ:  # the jar cache
-        env["LAKEHOUSE_CACHE_DIR"] = os.environ["LAKEHOUSE_CACHE_DIR"]
-    env |= extra
+        child_env["LAKEHOUSE_CACHE_DIR"] = os.environ["LAKEHOUSE_CACHE_DIR"]
+    child_env |= env or {}
     argv = [sys.executable, str(ROOT / "runner.py"), command, "--input", str(landing), "--json", *options]
     out, err = scratch / "stdout.json", scratch / "stderr.log"
     peaks = Peaks()
     with out.open("w") as stdout, err.open("w") as stderr:
         started = time.perf_counter()
-        child = subprocess.Popen(argv, env=env, cwd=scratch, stdout=stdout, stderr=stderr)
+        child = subprocess.Popen(argv, env=child_env, cwd=scratch, stdout=stdout, stderr=stderr)
         while child.poll() is None:
             sample_peaks(child.pid, str(data), peaks)
             time.sleep(SAMPLE_SECONDS)

@@ -122,20 +122,18 @@ def maintain_lake(
     moment = now or dt.datetime.now(dt.UTC)
     report = MaintenanceReport(retention, when_due=when_due)
 
-    def due(layer: str, table: str) -> tuple[bool, str | bool | None]:
+    def due(layer: str, table: str, uri: str) -> tuple[bool, str | bool | None]:
         """Whether to compact the table, and why to VACUUM it (or not)."""
-        uri = lake.table_uri(settings, layer, table)
         clustered = layer == "silver" and table in SILVER and bool(SILVER[table].cluster_by)
         compact = not clustered and (not when_due or lake.table_size(spark, uri)[0] >= COMPACT_MIN_FILES)
         vacuum = not when_due or lake_upkeep.vacuum_due(spark, uri, retention_hours=retention, now=moment)
         return compact, vacuum
 
     # Every table's check at once (each mostly waits on its log reads); then the upkeep that is due, one by one.
-    tables = lake_tables(spark, settings)
-    plans = in_parallel(spark, [functools.partial(due, layer, table) for layer, table in tables])
-    for (layer, table), (compact, vacuum) in zip(tables, plans, strict=True):
-        uri = lake.table_uri(settings, layer, table)
-        report.checked += 1
+    tables = [(layer, table, lake.table_uri(settings, layer, table)) for layer, table in lake_tables(spark, settings)]
+    plans = in_parallel(spark, [functools.partial(due, *table) for table in tables])
+    report.checked = len(tables)
+    for (layer, table, uri), (compact, vacuum) in zip(tables, plans, strict=True):
         if not (compact or vacuum):
             continue
         before = lake_upkeep.table_storage(spark, uri)

@@ -61,6 +61,15 @@ def completed_batches(spark: SparkSession, settings: Settings) -> list[str]:
     return sorted(r.batch_id for r in rows)
 
 
+def tables_in(spark: SparkSession, settings: Settings, batches: list[str]) -> set[str]:
+    """The tables with a landing file in any of the completed ``batches`` (a table without one has no row there)."""
+    uri = ingest_log_uri(settings)
+    if not batches or not lake.is_table(spark, uri):
+        return set()
+    log = lake.read_table(spark, uri).where((F.col("status") == "completed") & F.col("batch_id").isin(batches))
+    return {r.table for r in log.select("table").distinct().collect()}
+
+
 def ingested_csv_bytes(spark: SparkSession, settings: Settings) -> int:
     """Bytes of every landing file in a completed batch (the CSV side of the storage comparison)."""
     uri = ingest_log_uri(settings)

@@ -34,9 +34,9 @@ from lakehouse.adapters.publish import (
 from lakehouse.adapters.spark import in_parallel
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import Reconciliation, last_audit, passed_runs, reconciliation_of, record_reconciliation
-from lakehouse.bronze.ingest_log import completed_batches
+from lakehouse.bronze.ingest_log import completed_batches, tables_in
 from lakehouse.bronze.layer import read_bronze
-from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, quarantine_table
+from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, bronze_table, quarantine_table
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.scan import CheckResult
 from lakehouse.report import SummaryRow
@@ -55,6 +55,7 @@ from lakehouse.silver.transforms import (
     rows_of_parents,
     silver_rows,
     tally,
+    typed_foreign_key,
     typed_key,
 )
 
@@ -290,7 +291,8 @@ def _counts(*classified: DataFrame) -> list[tuple[dict[str, int], dict[str, int]
 # row keeps its outcome, so the published rows of the other keys stay as they are. One scan of the earlier batches
 # finds those rows; the touched keys among them are exactly the touched keys published before (every earlier row
 # left a silver or quarantine row of its key: a superseded or duplicate row shares its key with one), so they name
-# the published rows the run replaces.
+# the published rows the run replaces. A table with no row in the new batches whose parent's silver keys did not
+# change has nothing to re-classify: the run leaves it as it was, without reading its history.
 
 
 @dataclass(frozen=True)
@@ -384,18 +386,34 @@ def update_silver(
     parent_after: DataFrame | None = None  # the parent's silver keys after this run (its key column)
     parent_changed: DataFrame | None = None  # parent keys that came or went (``_key``); None: none did
     parent_before: dict[str, DataFrame] = {}  # each parent's published silver keys (its key column)
+    arrived = tables_in(spark, settings, new)  # the tables with a file in the new batches
     try:
         for index, table in enumerate(TABLES, start=1):
             log.info("silver: table %d/%d, %s (incremental)", index, len(TABLES), table, extra={"progress": True})
             started = time.monotonic()
             key = SILVER[table].key[0]
             fk = foreign_key(table)
+            entry = report.tables[table]
+            if table not in arrived and (fk is None or parent_changed is None):
+                # No new row, and every foreign key checks against the same parent keys: no outcome can change.
+                increments.append(_unchanged(spark, table, processed_at))
+                entry.bronze_rows, entry.duplicates, entry.superseded = (
+                    base.balance[table].bronze_rows, base.balance[table].duplicates, base.balance[table].superseded
+                )  # fmt: skip
+                entry.run = Reconciliation(table, 0, 0, 0, 0, 0)
+                if any(f.parent == table for f in FOREIGN_KEYS):
+                    published_keys = lake.read_table(spark, lake.table_uri(settings, "silver", table)).select(key)
+                    parent_before[table] = parent_after = published_keys
+                    parent_changed = None
+                entry.seconds = time.monotonic() - started
+                log.info("silver/%s: no new rows and no parent key came or went: left as it was", table)
+                continue
             fresh = read_bronze(spark, settings, table, new)
             history = read_bronze(spark, settings, table, list(base.batches))
             keys = keys_touched(fresh, table)
             moved_orphans = None
             if fk is not None and parent_changed is not None:
-                moved = rows_of_parents(history, table, parent_changed)
+                moved = cache(rows_of_parents(history, table, parent_changed))  # one scan of the history for both
                 keys = keys.unionByName(keys_touched(moved, table)).distinct()
                 moved_orphans = moved.where(typed_key(table).isNull())
             keys = cache(keys)
@@ -407,7 +425,6 @@ def update_silver(
             earlier = cache(earlier)
             classified = cache(classify(fresh.unionByName(earlier), table, parent_after))
             before = classify(earlier, table, parent_before.get(fk.parent) if fk else None)
-            entry = report.tables[table]
             # Every row has one outcome, so the sums are row counts; the run's outcomes and the earlier rows' former
             # ones come from one job.
             (now_counts, entry.by_rule), (then_counts, _) = _counts(classified, before)
@@ -455,6 +472,20 @@ def update_silver(
     finally:
         drop_candidates(pg, CANDIDATE_LAYERS)
     return report
+
+
+def _unchanged(spark: SparkSession, table: str, processed_at: dt.datetime) -> _Increment:
+    """The increment of a table the run leaves as it was: every frame empty (a local relation: Spark knows it
+    without a job), so staging it loads nothing and no Delta commit is made."""
+    none = spark.createDataFrame([], bronze_table(table).spark_schema())
+    fk, parent_key = foreign_key(table), typed_foreign_key(table)
+    parent = none.select(parent_key.alias(SILVER[fk.parent].key[0])) if fk and parent_key is not None else None
+    classified = classify(none, table, parent)
+    keys = keys_touched(none, table)
+    return _Increment(
+        table, keys, keys, silver_rows(classified, table, processed_at=processed_at),
+        quarantine_rows(classified, table, processed_at=processed_at), match_texts(none, table), 0,
+    )  # fmt: skip
 
 
 def _stage_increments(

@@ -85,12 +85,23 @@ STORY = [
     },
 ]
 
+# Batches that leave tables out: a table with no new rows is re-classified only when its parent's keys came or
+# went. Advertiser 1 turning valid brings campaign 10 into silver, and performance 100 with it, though neither
+# table has a new row; then a batch of performance alone, then one of campaigns alone (performance 101's parent).
+PARTIAL = [
+    STORY[0],
+    {"advertisers": ["1,Acme,Retail,US,"]},
+    {"performance": ["102,10,2024-01-02,900,20,2,11.50,80.00"]},
+    {"campaigns": ["12,2,C,Search,Active,Sales,2024-01-01,2024-01-31,10.00,310.00"]},
+]
+
 
 @settings(
     max_examples=3,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @example(batches=STORY)
+@example(batches=PARTIAL)
 @given(batches=st.lists(BATCH, min_size=1, max_size=3))
 def test_incremental_silver_equals_a_full_rebuild_after_every_batch(
     batches: list[dict[str, list[str]]], spark: Any, pg_service: PostgresSettings
@@ -172,3 +183,39 @@ def _balance(pg: PostgresSettings, run_id: str) -> list[tuple[Any, ...]]:
 
 def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def test_a_table_without_new_rows_whose_parent_kept_its_keys_is_left_as_it_was(
+    spark: Any, pg_database: PostgresSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch of performance rows alone re-classifies performance only: advertisers and campaigns keep their
+    published rows, and nothing of them is classified or written again."""
+    config = load_settings({"LAKEHOUSE_DATA_DIR": str(tmp_path / "lake")}, dotenv_path=None)
+    first = {
+        "advertisers": ["2,Bolt,Retail,US,"],
+        "campaigns": ["11,2,C,Search,Active,Sales,2024-01-01,2024-01-31,10.00,310.00"],
+        "performance": ["100,11,2024-01-02,1000,20,2,11.50,80.00"],
+    }
+    lake_versions: dict[str, int | None] = {}
+    for step, batch in enumerate([first, {"performance": ["100,11,2024-01-02,900,20,2,11.50,80.00"]}]):
+        if step == 1:
+            lake_versions = {
+                f"{schema}.{table}": lake.table_version(spark, lake.table_uri(config, schema, table))
+                for schema in ("silver", "quarantine")
+                for table in TABLES
+            }
+        caplog.clear()
+        with caplog.at_level("INFO", logger="lakehouse.silver.layer"):
+            outcome = run_layers(config, pg_database, layers=("bronze", "silver"), spark=spark,
+                                 files=_land(tmp_path / f"landing-{step}", step, batch),
+                                 now=START + dt.timedelta(hours=step),
+                                 scan=False, maintain=False, log_line=lambda _: None)  # fmt: skip
+        assert outcome.status == "succeeded", outcome.gate_failures
+    left = [r.getMessage() for r in caplog.records if "left as it was" in r.getMessage()]
+    assert left == [
+        "silver/advertisers: no new rows and no parent key came or went: left as it was",
+        "silver/campaigns: no new rows and no parent key came or went: left as it was",
+    ]
+    after = {name: lake.table_version(spark, lake.table_uri(config, *name.split("."))) for name in lake_versions}
+    changed = sorted(name for name in lake_versions if after[name] != lake_versions[name])
+    assert changed == ["silver.performance"]  # performance 100's newer version replaced the old one

@@ -36,7 +36,7 @@ from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import Reconciliation, last_audit, passed_runs, reconciliation_of, record_reconciliation
 from lakehouse.bronze.ingest_log import completed_batches, tables_in
 from lakehouse.bronze.layer import read_bronze
-from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, bronze_table, quarantine_table
+from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, quarantine_table
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.scan import CheckResult
 from lakehouse.report import SummaryRow
@@ -55,7 +55,6 @@ from lakehouse.silver.transforms import (
     rows_of_parents,
     silver_rows,
     tally,
-    typed_foreign_key,
     typed_key,
 )
 
@@ -396,7 +395,7 @@ def update_silver(
             entry = report.tables[table]
             if table not in arrived and (fk is None or parent_changed is None):
                 # No new row, and every foreign key checks against the same parent keys: no outcome can change.
-                increments.append(_unchanged(spark, table, processed_at))
+                increments.append(_unchanged(spark, table))
                 entry.bronze_rows, entry.duplicates, entry.superseded = (
                     base.balance[table].bronze_rows, base.balance[table].duplicates, base.balance[table].superseded
                 )  # fmt: skip
@@ -474,17 +473,19 @@ def update_silver(
     return report
 
 
-def _unchanged(spark: SparkSession, table: str, processed_at: dt.datetime) -> _Increment:
-    """The increment of a table the run leaves as it was: every frame empty (a local relation: Spark knows it
-    without a job), so staging it loads nothing and no Delta commit is made."""
-    none = spark.createDataFrame([], bronze_table(table).spark_schema())
-    fk, parent_key = foreign_key(table), typed_foreign_key(table)
-    parent = none.select(parent_key.alias(SILVER[fk.parent].key[0])) if fk and parent_key is not None else None
-    classified = classify(none, table, parent)
-    keys = keys_touched(none, table)
+def _unchanged(spark: SparkSession, table: str) -> _Increment:
+    """The increment of a table the run leaves as it was: every frame empty, a local relation with the schema of
+    what it stands for (Spark knows it without a job or a plan to analyse), so staging it loads nothing and no
+    Delta commit is made."""
+    key = SILVER[table].column(SILVER[table].key[0])
+
+    def empty(schema: str) -> DataFrame:
+        return spark.createDataFrame([], schema).limit(0)  # limit 0: an empty local relation, no Python RDD
+
+    keys = empty(f"_key {key.spark_type}")
     return _Increment(
-        table, keys, keys, silver_rows(classified, table, processed_at=processed_at),
-        quarantine_rows(classified, table, processed_at=processed_at), match_texts(none, table), 0,
+        table, keys, keys, empty(SILVER[table].spark_schema()), empty(quarantine_table(table).spark_schema()),
+        empty("_match_key string, _match_fk string"), 0,
     )  # fmt: skip
 
 

@@ -378,7 +378,8 @@ def update_silver(
     report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES}, batches=tuple(batches))
 
     def cache(frame: DataFrame) -> DataFrame:
-        """Materialize (small) intermediate results: each later plan starts from them, so plans stay small."""
+        """Materialize intermediate results (on the executors, memory then disk): each later plan starts from them,
+        so plans stay small. Most are small; the earlier rows of the touched keys are as big as those keys' history."""
         return frame.localCheckpoint(eager=True)
 
     increments: list[_Increment] = []

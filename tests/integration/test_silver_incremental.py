@@ -87,12 +87,14 @@ STORY = [
 
 # Batches that leave tables out: a table with no new rows is re-classified only when its parent's keys came or
 # went. Advertiser 1 turning valid brings campaign 10 into silver, and performance 100 with it, though neither
-# table has a new row; then a batch of performance alone, then one of campaigns alone (performance 101's parent).
+# table has a new row; then a batch of performance alone; then one of campaigns alone (performance 101's parent);
+# then a new version of advertiser 2 that keeps every advertiser key (campaigns and performance are left alone).
 PARTIAL = [
     STORY[0],
     {"advertisers": ["1,Acme,Retail,US,"]},
     {"performance": ["102,10,2024-01-02,900,20,2,11.50,80.00"]},
     {"campaigns": ["12,2,C,Search,Active,Sales,2024-01-01,2024-01-31,10.00,310.00"]},
+    {"advertisers": ["2,Acme,Retail,US,"]},
 ]
 
 
@@ -188,8 +190,8 @@ def _hashable(value: Any) -> Any:
 def test_a_table_without_new_rows_whose_parent_kept_its_keys_is_left_as_it_was(
     spark: Any, pg_database: PostgresSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A batch of performance rows alone re-classifies performance only: advertisers and campaigns keep their
-    published rows, and nothing of them is classified or written again."""
+    """A batch of performance rows alone re-classifies performance only: advertisers and campaigns are not
+    classified again (the log says so for each) and their Delta tables get no commit."""
     config = load_settings({"LAKEHOUSE_DATA_DIR": str(tmp_path / "lake")}, dotenv_path=None)
     first = {
         "advertisers": ["2,Bolt,Retail,US,"],

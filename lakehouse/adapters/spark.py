@@ -24,7 +24,7 @@ from lakehouse.errors import JavaNotFoundError
 from lakehouse.settings import S3Settings, Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 T = TypeVar("T")
 MIN_JAVA = 17
@@ -271,6 +271,12 @@ def configure_s3a(spark: SparkSession, s3: S3Settings) -> None:
 def is_connect(spark: SparkSession) -> bool:
     """Whether ``spark`` is a Spark Connect client session (no JVM, SparkContext or RDDs on this side)."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def empty_frame(spark: SparkSession, schema: str) -> DataFrame:
+    """An empty frame of the DDL ``schema`` that Spark knows is empty: a local relation, so actions on it start no
+    task. (``createDataFrame([])`` alone is a Python RDD: about a second per action for its Python workers.)"""
+    return spark.createDataFrame([], schema).limit(0)
 
 
 def parallelism(spark: SparkSession) -> int:

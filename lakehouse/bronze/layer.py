@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.adapters import lake
 from lakehouse.adapters.loader import TableLoad, load_many
+from lakehouse.adapters.spark import empty_frame
 from lakehouse.bronze.ingest_log import Batch, BatchStateError, ingest_log_uri, log_rows, read_ingest_log
 from lakehouse.bronze.landing import LandingFile
 from lakehouse.bronze.parse import parse_files
@@ -113,7 +114,7 @@ def read_bronze(spark: SparkSession, settings: Settings, table: str, batches: li
     """The bronze rows of ``table`` from ``batches`` (an empty frame with the bronze schema if none)."""
     uri = lake.table_uri(settings, "bronze", table)
     if not batches or not lake.is_table(spark, uri):
-        return spark.createDataFrame([], bronze_table(table).spark_schema())
+        return empty_frame(spark, bronze_table(table).spark_schema())
     return lake.read_table(spark, uri).where(F.col("_batch_id").isin(batches))
 
 

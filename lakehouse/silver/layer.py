@@ -31,7 +31,7 @@ from lakehouse.adapters.publish import (
     publish_changes,
     stage_changes,
 )
-from lakehouse.adapters.spark import in_parallel
+from lakehouse.adapters.spark import empty_frame, in_parallel
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import Reconciliation, last_audit, passed_runs, reconciliation_of, record_reconciliation
 from lakehouse.bronze.ingest_log import completed_batches, tables_in
@@ -397,14 +397,16 @@ def update_silver(
             if table not in arrived and (fk is None or parent_changed is None):
                 # No new row, and every foreign key checks against the same parent keys: no outcome can change.
                 increments.append(_unchanged(spark, table))
+                previous = base.balance[table]
                 entry.bronze_rows, entry.duplicates, entry.superseded = (
-                    base.balance[table].bronze_rows, base.balance[table].duplicates, base.balance[table].superseded
-                )  # fmt: skip
+                    previous.bronze_rows,
+                    previous.duplicates,
+                    previous.superseded,
+                )
                 entry.run = Reconciliation(table, 0, 0, 0, 0, 0)
-                if any(f.parent == table for f in FOREIGN_KEYS):
+                if any(f.parent == table for f in FOREIGN_KEYS):  # its keys stay; parent_changed is None already
                     published_keys = lake.read_table(spark, lake.table_uri(settings, "silver", table)).select(key)
                     parent_before[table] = parent_after = published_keys
-                    parent_changed = None
                 entry.seconds = time.monotonic() - started
                 log.info("silver/%s: no new rows and no parent key came or went: left as it was", table)
                 continue
@@ -479,14 +481,11 @@ def _unchanged(spark: SparkSession, table: str) -> _Increment:
     what it stands for (Spark knows it without a job or a plan to analyse), so staging it loads nothing and no
     Delta commit is made."""
     key = SILVER[table].column(SILVER[table].key[0])
-
-    def empty(schema: str) -> DataFrame:
-        return spark.createDataFrame([], schema).limit(0)  # limit 0: an empty local relation, no Python RDD
-
-    keys = empty(f"_key {key.spark_type}")
+    keys = empty_frame(spark, f"_key {key.spark_type}")
     return _Increment(
-        table, keys, keys, empty(SILVER[table].spark_schema()), empty(quarantine_table(table).spark_schema()),
-        empty("_match_key string, _match_fk string"), 0,
+        table, keys, keys, empty_frame(spark, SILVER[table].spark_schema()),
+        empty_frame(spark, quarantine_table(table).spark_schema()),
+        empty_frame(spark, "_match_key string, _match_fk string"), 0,
     )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ joins a batch; a batch that still cannot be resumed is given up with
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -23,7 +24,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.adapters import lake
 from lakehouse.adapters.loader import TableLoad, load_many
-from lakehouse.adapters.spark import empty_frame
+from lakehouse.adapters.spark import empty_frame, in_parallel
 from lakehouse.bronze.ingest_log import Batch, BatchStateError, ingest_log_uri, log_rows, read_ingest_log
 from lakehouse.bronze.landing import LandingFile
 from lakehouse.bronze.parse import parse_files
@@ -137,43 +138,64 @@ def _run_batch(
     lake.write_table(
         log_rows(spark, batch, "planned", {}), log_uri, mode="append", idempotency_key=f"plan:{batch.batch_id}"
     )
-    loads: list[TableLoad] = []
-    parsed_frames: list[DataFrame] = []
+    tables = [(table, [f for f in batch.files if f.table == table]) for table in TABLES]
+    tables = [(table, files) for table, files in tables if files]
+    # Every table at once: the small tables' fixed costs (planning, the Delta log, the commit) overlap the big
+    # table's tasks instead of adding to them.
+    ingested = in_parallel(spark, [functools.partial(_ingest_table, spark, settings, batch, *t) for t in tables])
     stats: dict[str, tuple[int, int, int]] = {}
-    for table in TABLES:
-        table_files = [f for f in batch.files if f.table == table]
-        if not table_files:
-            continue
-        started = time.monotonic()
-        parsed = parse_files(spark, table, table_files)
-        parsed_frames.append(parsed.frame)
-        rows = with_bronze_metadata(
-            records_only(parsed.frame, table), table=table, batch_id=batch.batch_id, ingested_at=batch.ingested_at
-        )
-        written = lake.write_table(
-            rows,
-            lake.table_uri(settings, "bronze", table),
-            mode="append",
-            partition_by=("ingest_date",),
-            idempotency_key=batch.batch_id,
-        )
-        table_stats = parsed.stats
-        stats |= table_stats
+    for (table, table_files), done in zip(tables, ingested, strict=True):
+        stats |= done.stats
         entry = report.tables[table]
         entry.files += len(table_files)
-        entry.rows += sum(s[0] for s in table_stats.values())
-        entry.corrupt += sum(s[1] for s in table_stats.values())
-        entry.blank_lines += sum(s[2] for s in table_stats.values())
+        entry.rows += sum(s[0] for s in done.stats.values())
+        entry.corrupt += sum(s[1] for s in done.stats.values())
+        entry.blank_lines += sum(s[2] for s in done.stats.values())
         entry.csv_bytes += sum(f.bytes for f in table_files)
-        entry.parquet_bytes += written.bytes
-        entry.seconds += time.monotonic() - started
-        loads.append(TableLoad(rows, raw_table(table), "bronze"))
-        log.info("bronze/%s: %d files, %d records (%d corrupt)", table, len(table_files), entry.rows, entry.corrupt)
+        entry.parquet_bytes += done.written.bytes
+        entry.seconds += done.seconds
+    loads = [
+        TableLoad(done.rows, raw_table(table), "bronze", expected_rows=sum(s[0] for s in done.stats.values()))
+        for (table, _), done in zip(tables, ingested, strict=True)
+    ]
     started = time.monotonic()
     load_many(loads, pg, mode="append", batch_id=batch.batch_id)
     report.warehouse_seconds += time.monotonic() - started
     lake.write_table(
         log_rows(spark, batch, "completed", stats), log_uri, mode="append", idempotency_key=f"done:{batch.batch_id}"
     )
-    for frame in parsed_frames:
-        frame.unpersist()
+    for done in ingested:
+        done.parsed.unpersist()
+
+
+@dataclass(frozen=True)
+class _Ingested:
+    """One table of a batch in the lake: its parsed frame (cached), its bronze rows, the write, the stats per file
+    (records, corrupt, blank lines) and the seconds it took."""
+
+    parsed: DataFrame
+    rows: DataFrame
+    written: lake.WriteResult
+    stats: dict[str, tuple[int, int, int]]
+    seconds: float
+
+
+def _ingest_table(
+    spark: SparkSession, settings: Settings, batch: Batch, table: str, files: list[LandingFile]
+) -> _Ingested:
+    """Parse ``files`` of ``table`` and append their records to its Delta table (idempotent per batch)."""
+    started = time.monotonic()
+    parsed = parse_files(spark, table, files)
+    rows = with_bronze_metadata(
+        records_only(parsed.frame, table), table=table, batch_id=batch.batch_id, ingested_at=batch.ingested_at
+    )
+    written = lake.write_table(
+        rows,
+        lake.table_uri(settings, "bronze", table),
+        mode="append",
+        partition_by=("ingest_date",),
+        idempotency_key=batch.batch_id,
+    )
+    records, corrupt = (sum(s[i] for s in parsed.stats.values()) for i in (0, 1))
+    log.info("bronze/%s: %d files, %d records (%d corrupt)", table, len(files), records, corrupt)
+    return _Ingested(parsed.frame, rows, written, parsed.stats, time.monotonic() - started)

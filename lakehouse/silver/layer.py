@@ -45,6 +45,8 @@ from lakehouse.settings import PostgresSettings, Settings
 from lakehouse.silver.transforms import (
     DUPLICATE,
     OUTCOMES,
+    QUARANTINED,
+    SILVER_ROW,
     SUPERSEDED,
     changed_keys,
     classify,
@@ -213,7 +215,10 @@ def build_silver(
         entry.duplicates, entry.superseded = counts[DUPLICATE], counts[SUPERSEDED]
         good = silver_rows(classified, table, processed_at=processed_at)
         bad = quarantine_rows(classified, table, processed_at=processed_at)
-        loads += [TableLoad(good, SILVER[table], "silver"), TableLoad(bad, quarantine_table(table), "quarantine")]
+        loads += [
+            TableLoad(good, SILVER[table], "silver", expected_rows=counts[SILVER_ROW]),
+            TableLoad(bad, quarantine_table(table), "quarantine", expected_rows=counts[QUARANTINED]),
+        ]
         parent = good
         entry.seconds = time.monotonic() - started
         log.info("silver/%s: %d bronze rows -> %s", table, entry.bronze_rows, counts)
@@ -244,7 +249,7 @@ def build_silver(
 def _write_and_audit(report: SilverReport, loads: list[TableLoad], pg: PostgresSettings, audit: Audit | None) -> None:
     """Load the candidate into the candidate schemas, reconcile it, audit it; raise when the audit fails."""
     started = time.monotonic()
-    candidates = [TableLoad(i.df, i.table, candidate_schema(i.schema)) for i in loads]
+    candidates = [replace(i, schema=candidate_schema(i.schema)) for i in loads]
     for item, result in zip(loads, load_many(candidates, pg, mode="replace"), strict=True):
         entry = report.tables[item.table.name]
         if item.schema == "silver":
@@ -350,6 +355,7 @@ class _Increment:
     quarantine: DataFrame  # quarantine rows of the re-classified rows
     matches: DataFrame  # quarantine match texts of the earlier rows (``_match_key``, ``_match_fk``)
     earlier_rows: int  # none: the run only adds rows
+    rows: int = 0  # rows re-classified: a bound on each of the frames above
 
 
 def update_silver(
@@ -444,7 +450,7 @@ def update_silver(
                 _Increment(
                     table, keys, keys_touched(earlier, table), good,
                     quarantine_rows(classified, table, processed_at=processed_at), match_texts(earlier, table),
-                    earlier_rows,
+                    earlier_rows, fresh_rows + earlier_rows,
                 )
             )  # fmt: skip
             if any(f.parent == table for f in FOREIGN_KEYS):  # a parent: its keys after the run, which came or went
@@ -507,13 +513,14 @@ def _stage_increments(
             null_as=NO_TEXT, batches=tuple(new),
         )  # fmt: skip
         loads += [
-            TableLoad(item.silver, replace(contract, name=silver_change.inserts), silver_schema),
-            TableLoad(item.keys, Table(silver_change.deletes, (Column("_key", key.type),)), silver_schema),
-            TableLoad(item.quarantine, replace(rejected, name=quarantine_change.inserts), quarantine_schema),
+            TableLoad(item.silver, replace(contract, name=silver_change.inserts), silver_schema, item.rows),
+            TableLoad(item.keys, Table(silver_change.deletes, (Column("_key", key.type),)), silver_schema, item.rows),
+            TableLoad(item.quarantine, replace(rejected, name=quarantine_change.inserts), quarantine_schema, item.rows),
             TableLoad(
                 item.matches,
                 Table(quarantine_change.deletes, (Column("_match_key"), Column("_match_fk"))),
                 quarantine_schema,
+                item.rows,
             ),
         ]
         changes += [silver_change, quarantine_change]

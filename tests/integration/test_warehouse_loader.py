@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from decimal import Context, Decimal, localcontext
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 from psycopg2 import sql
 
-from lakehouse.adapters.loader import LoadError, load
+from lakehouse.adapters.loader import ROWS_PER_STREAM, LoadError, TableLoad, load, load_many
+from lakehouse.adapters.spark import parallelism
 from lakehouse.adapters.staging import STAGING_SCHEMA
 from lakehouse.adapters.warehouse import connect, ensure_table
 from lakehouse.contracts import Column, Table
@@ -109,6 +111,29 @@ def test_append_is_idempotent_per_batch(spark: Any, pg_service: PostgresSettings
 
     assert (first.rows, again.skipped, again.rows, second.rows) == (100, True, 0, 50)
     assert len(table_rows(pg_service, pg_schema, "small")) == 150
+
+
+def test_a_load_takes_a_copy_stream_per_rows_per_stream_rows_it_expects(
+    spark: Any, pg_service: PostgresSettings, pg_schema: str
+) -> None:
+    """Each COPY stream costs a task, a connection and a staging table: a small table goes in one stream, a table
+    of unknown size in one per task the session runs at once (as many as the frame's partitions allow)."""
+    df = small_df(spark, range(1000)).repartition(4)
+    tables = [dataclasses.replace(SMALL, name=f"small_{i}") for i in range(3)]
+    results = load_many(
+        [
+            TableLoad(df, tables[0], pg_schema, expected_rows=1000),
+            TableLoad(df, tables[1], pg_schema, expected_rows=ROWS_PER_STREAM + 1),
+            TableLoad(df, tables[2], pg_schema),
+        ],
+        pg_service,
+        mode="replace",
+    )
+
+    assert [r.partitions for r in results] == [1, min(2, parallelism(spark)), min(4, parallelism(spark))]
+    assert [r.rows for r in results] == [1000] * 3
+    for table in tables:
+        assert [r[0] for r in table_rows(pg_service, pg_schema, table.name)] == list(range(1000))
 
 
 def test_a_retried_task_does_not_duplicate_rows(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:

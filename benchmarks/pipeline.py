@@ -5,9 +5,8 @@
 For each scale the sample is generated (``--scale``, seed 42, 2 % defects; 1 is about 15 MB of CSV), then:
 (pipeline) ``runner.py run`` in a fresh data directory on the embedded default (a Delta lake on local disk, an
 embedded PostgreSQL), timed end to end as a user runs it: process and Spark start-up, every layer, the Soda
-gates, maintenance, the report. Printed: each layer's seconds (from its first Spark job to its last, since a
-layer's tables may run at once; gold's, which starts no Spark job, from the run summary) and the Spark jobs each
-layer started (from the Spark event log, where every job carries its layer's tag).
+gates, maintenance, the report. Printed: the run summary's seconds per layer and the Spark jobs each layer
+started (from the Spark event log, where every job carries its layer's tag).
 (floor) the physical floor for the same files, once per lake layer (bronze, silver): pyarrow reads every CSV
 (bronze as text, silver with typed columns) and writes it as Parquet (zstd), and one single-stream ``COPY``
 loads the rows into a PostgreSQL table: reading, writing and loading the data once per layer and nothing else
@@ -35,7 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
-from lakehouse.adapters.spark import jobs_by_tag, seconds_by_tag
+from lakehouse.adapters.spark import jobs_by_tag
 from lakehouse.adapters.warehouse import connect
 from lakehouse.sample import generate
 from lakehouse.services import free_port
@@ -47,8 +46,7 @@ LAKE_LAYERS = ("bronze", "silver")
 
 
 def run_pipeline(landing: Path, scratch: Path) -> tuple[float, dict[str, float], dict[str, int]]:
-    """``runner.py run`` on the embedded default: wall seconds, seconds per layer (the span of its Spark jobs; for
-    gold, which starts none, the summary's seconds), Spark jobs per tag."""
+    """``runner.py run`` on the embedded default: wall seconds, summary seconds per layer, Spark jobs per tag."""
     events = scratch / "spark-events"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "LAKEHOUSE_"))}
     env |= {
@@ -68,9 +66,6 @@ def run_pipeline(landing: Path, scratch: Path) -> tuple[float, dict[str, float],
     per_layer: dict[str, float] = defaultdict(float)
     for row in summary["tables"]:
         per_layer[row["layer"]] += row["seconds"] or 0.0
-    # A layer's tables may run at once (bronze's do): its Spark jobs' span, not the sum of its tables' seconds.
-    spans = seconds_by_tag(events)
-    per_layer |= {layer: spans[layer] for layer in per_layer if layer in spans}
     return wall, dict(per_layer), dict(jobs_by_tag(events))
 
 

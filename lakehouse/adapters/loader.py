@@ -7,9 +7,7 @@ How a load works (:func:`load_many`):
 2. Every Spark partition COPYs its rows (binary COPY, encoded from Spark's Arrow batches by
    :mod:`lakehouse.adapters.pgbinary`, streamed by :mod:`lakehouse.adapters.pgcopy`) into its own
    UNLOGGED table in the private staging schema, replacing it in one transaction, so a retried task overwrites
-   its earlier attempt. Each partition reports how many rows it sent. The rows are first coalesced to one
-   partition per :data:`ROWS_PER_STREAM` rows the caller expects (at most the session's parallelism), and every
-   table of the load is staged at once.
+   its earlier attempt. Each partition reports how many rows it sent.
 3. The driver publishes on the session's connection, in one transaction for all tables: ``append`` records the
    batch id in ``ops.loaded_batches`` (a batch already there is skipped, so a re-run never duplicates) and inserts
    the staged rows; ``replace`` truncates the target and inserts them. READ COMMITTED readers see the old or the

@@ -340,30 +340,12 @@ def in_parallel(spark: SparkSession, tasks: Sequence[Callable[[], T]]) -> list[T
 def jobs_by_tag(event_log_dir: Path) -> Counter[str]:
     """Spark jobs per :func:`tagged` name (``other`` for untagged ones) in the event logs under ``event_log_dir``
     (``LAKEHOUSE_SPARK_EVENT_LOG_DIR``, or a Spark Connect server's)."""
-    return Counter(_tag_of(event) for event in spark_events(event_log_dir, "SparkListenerJobStart"))
-
-
-def seconds_by_tag(event_log_dir: Path) -> dict[str, float]:
-    """Per :func:`tagged` name, the seconds from its first job's submission to its last job's end (what runs in
-    between untagged, e.g. a PostgreSQL load, counts; jobs of one name that overlap count once)."""
-    tags: dict[int, str] = {}
-    spans: dict[str, tuple[float, float]] = {}
-    for event in spark_events(event_log_dir, "SparkListenerJobStart", "SparkListenerJobEnd"):
-        if event["Event"] == "SparkListenerJobStart":
-            tags[event["Job ID"]] = _tag_of(event)
-            at, name = event["Submission Time"] / 1000, tags[event["Job ID"]]
-        else:
-            at, name = event["Completion Time"] / 1000, tags.get(event["Job ID"], "other")
-        first, last = spans.get(name, (at, at))
-        spans[name] = (min(first, at), max(last, at))
-    return {name: last - first for name, (first, last) in spans.items()}
-
-
-def _tag_of(job_start: dict[str, Any]) -> str:
-    """The :func:`tagged` name of a job (the innermost when nested), ``other`` when it has none."""
-    tags = str(job_start.get("Properties", {}).get("spark.job.tags", "")).split(",")
-    names = [m[1] for t in tags if (m := _TAGGED.search(t))]
-    return names[-1] if names else "other"
+    jobs: Counter[str] = Counter()
+    for event in spark_events(event_log_dir, "SparkListenerJobStart"):
+        tags = str(event.get("Properties", {}).get("spark.job.tags", "")).split(",")
+        names = [m[1] for t in tags if (m := _TAGGED.search(t))]
+        jobs[names[-1] if names else "other"] += 1
+    return jobs
 
 
 def spark_events(event_log_dir: Path, *kinds: str) -> Iterator[dict[str, Any]]:

@@ -15,7 +15,6 @@ from lakehouse.adapters.spark import (
     MIN_JAVA,
     java_major_version,
     jobs_by_tag,
-    seconds_by_tag,
     session_conf,
     spark_conf,
     spark_events,
@@ -149,24 +148,6 @@ def test_jobs_are_counted_by_layer_from_a_local_sessions_tags_and_a_connect_serv
     (tmp_path / "events_1_local-1").write_text("\n".join(json.dumps(e) for e in events))
 
     assert jobs_by_tag(tmp_path) == {"bronze": 1, "silver": 1, "other": 1}
-
-
-def test_a_layers_seconds_run_from_its_first_job_to_its_last_counting_overlaps_once(tmp_path: Path) -> None:
-    """Two bronze jobs at once (0-4 s and 1-3 s), then one 6-9 s; an untagged job ends after bronze's last."""
-
-    def job(job_id: int, tags: str, start_ms: int, end_ms: int) -> list[dict[str, object]]:
-        start = {"Event": "SparkListenerJobStart", "Job ID": job_id, "Submission Time": start_ms}
-        return [start | {"Properties": {"spark.job.tags": tags}}, {
-            "Event": "SparkListenerJobEnd", "Job ID": job_id, "Completion Time": end_ms}]  # fmt: skip
-
-    bronze = "spark-session-1-lakehouse-bronze"
-    events = [*job(0, bronze, 0, 4000), *job(1, bronze, 1000, 3000), *job(2, "", 2000, 12000)]
-    events += job(3, bronze, 6000, 9000)
-    events.sort(key=lambda e: e.get("Submission Time", e.get("Completion Time", 0)))
-    (tmp_path / "events_1_local-1").write_text("\n".join(json.dumps(e) for e in events))
-
-    assert seconds_by_tag(tmp_path) == {"bronze": 9.0, "other": 10.0}
-    assert jobs_by_tag(tmp_path) == {"bronze": 3, "other": 1}
 
 
 def test_a_standalone_clusters_event_log_is_read_and_a_rolling_logs_status_file_is_not(tmp_path: Path) -> None:

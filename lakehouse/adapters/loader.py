@@ -74,6 +74,8 @@ class TableLoad:
     ``expected_rows``, when the caller knows it (an upper bound will do), sizes the load: one COPY stream per
     :data:`ROWS_PER_STREAM` rows, at most the session's parallelism. Each stream costs a task, a connection and a
     staging table whatever it carries, so a table of a few hundred rows goes in one. None: the parallelism.
+    Fewer streams are fewer tasks for everything since the frame's last shuffle or cache, so pass it for cached
+    frames (or cheap ones).
     """
 
     df: DataFrame
@@ -133,12 +135,12 @@ def load_many(
     with load_session(pg) as session:
         pending = _pending(session.conn, loads, mode, batch_id)
         # Every table's staging at once: a small table's job then overlaps another's tasks instead of waiting for
-        # them (Spark still runs at most one task per core).
+        # them (Spark still runs at most one task per core). The statements are composed here, on this thread,
+        # which alone uses the session's connection.
+        bases = [session.stage_base(index, item.target) for index, item in enumerate(pending)]
         stages = [
-            functools.partial(
-                _stage, item, pg, session.conn, session.stage_base(index, item.target), after_partition_commit
-            )
-            for index, item in enumerate(pending)
+            functools.partial(_stage, item, pg, _stage_sql(item, session.conn, base), base, after_partition_commit)
+            for item, base in zip(pending, bases, strict=True)
         ]
         results = in_parallel(pending[0].df.sparkSession, stages) if pending else []
         staged = {item.target: result for item, result in zip(pending, results, strict=True)}
@@ -165,9 +167,8 @@ def _pending(conn: connection, loads: list[TableLoad], mode: str, batch_id: str 
         return [i for i in loads if not (mode == "append" and batch_id and ledger_has(cur, i.target, batch_id))]
 
 
-def _stage(
-    item: TableLoad, pg: PostgresSettings, conn: connection, base: str, hook: Callable[[int, int], None] | None
-) -> _Staged:
+def _stage_sql(item: TableLoad, conn: connection, base: str) -> tuple[str, str]:
+    """The statements of ``item``'s staging tables (``{partition}`` left to fill): create one, COPY into it."""
     stage = sql.Identifier(STAGING_SCHEMA, base + PARTITION_PLACEHOLDER)
     # Typed from the contract, not ``like`` the target: a first load creates its target only when it publishes.
     types = sql.SQL(", ").join(
@@ -178,7 +179,17 @@ def _stage(
     )
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
     copy = sql.SQL("copy {} ({}) from stdin with (format binary)").format(stage, columns)
-    create_sql, copy_sql = create.as_string(conn), copy.as_string(conn)
+    return create.as_string(conn), copy.as_string(conn)
+
+
+def _stage(
+    item: TableLoad,
+    pg: PostgresSettings,
+    statements: tuple[str, str],
+    base: str,
+    hook: Callable[[int, int], None] | None,
+) -> _Staged:
+    create_sql, copy_sql = statements
     # coalesce never adds partitions, so fewer stay as they are (and it asks Spark nothing, unlike counting them).
     rows = with_copy_columns(item.df.coalesce(_streams(item, parallelism(item.df.sparkSession))), item.table)
     try:

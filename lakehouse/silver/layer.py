@@ -31,7 +31,7 @@ from lakehouse.adapters.publish import (
     publish_changes,
     stage_changes,
 )
-from lakehouse.adapters.spark import empty_frame, in_parallel
+from lakehouse.adapters.spark import empty_frame, in_parallel, in_parallel_timed
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import Reconciliation, last_audit, passed_runs, reconciliation_of, record_reconciliation
 from lakehouse.bronze.ingest_log import completed_batches, tables_in
@@ -573,18 +573,11 @@ def _publish_lake(spark: SparkSession, report: SilverReport, writes: Sequence[_L
     share of the publish's wall time, in proportion to its own commits' time (which overlap, so they add up to
     more than the wall time): the summary's seconds still add up to the run's."""
 
-    def timed(write: Callable[[], lake.WriteResult]) -> tuple[lake.WriteResult, float]:
-        started = time.monotonic()
-        return write(), time.monotonic() - started
-
-    started = time.monotonic()
-    results = in_parallel(spark, [functools.partial(timed, write) for _, _, write in writes])
-    wall = time.monotonic() - started
-    own = sum(seconds for _, seconds in results) or 1.0
+    results = in_parallel_timed(spark, [write for _, _, write in writes])
     for (table, schema, _), (written, seconds) in zip(writes, results, strict=True):
         entry = report.tables[table]
         entry.parquet_bytes += written.bytes if schema == "silver" else 0
-        entry.seconds += wall * seconds / own
+        entry.seconds += seconds
 
 
 def _quarantine_match(table: str) -> list[tuple[str, SparkColumn]]:

@@ -116,22 +116,19 @@ def test_append_is_idempotent_per_batch(spark: Any, pg_service: PostgresSettings
 def test_a_load_takes_a_copy_stream_per_rows_per_stream_rows_it_expects(
     spark: Any, pg_service: PostgresSettings, pg_schema: str
 ) -> None:
-    """Each COPY stream costs a task, a connection and a staging table: a small table goes in one stream, a table
-    of unknown size in one per task the session runs at once (as many as the frame's partitions allow)."""
-    df = small_df(spark, range(1000)).repartition(4)
-    tables = [dataclasses.replace(SMALL, name=f"small_{i}") for i in range(3)]
-    results = load_many(
-        [
-            TableLoad(df, tables[0], pg_schema, expected_rows=1000),
-            TableLoad(df, tables[1], pg_schema, expected_rows=ROWS_PER_STREAM + 1),
-            TableLoad(df, tables[2], pg_schema),
-        ],
-        pg_service,
-        mode="replace",
-    )
+    """Each COPY stream costs a task, a connection and a staging table: a small table goes in one stream, a big
+    one in one per ``ROWS_PER_STREAM`` rows up to the session's parallelism, a table of unknown size in as many as
+    the parallelism and its partitions allow (``coalesce`` never adds partitions)."""
+    many, one = small_df(spark, range(1000)).repartition(4), small_df(spark, range(1000)).repartition(1)
+    cases = [(many, 1000), (many, ROWS_PER_STREAM + 1), (many, 10 * ROWS_PER_STREAM), (many, None), (one, None)]
+    tables = [dataclasses.replace(SMALL, name=f"small_{i}") for i in range(len(cases))]
+    loads = [TableLoad(df, table, pg_schema, expected) for (df, expected), table in zip(cases, tables, strict=True)]
 
-    assert [r.partitions for r in results] == [1, min(2, parallelism(spark)), min(4, parallelism(spark))]
-    assert [r.rows for r in results] == [1000] * 3
+    results = load_many(loads, pg_service, mode="replace")
+
+    cap = parallelism(spark)
+    assert [r.partitions for r in results] == [1, min(2, cap), min(4, cap), min(4, cap), 1]
+    assert [r.rows for r in results] == [1000] * len(cases)
     for table in tables:
         assert [r[0] for r in table_rows(pg_service, pg_schema, table.name)] == list(range(1000))
 

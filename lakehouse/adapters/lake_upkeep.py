@@ -125,8 +125,9 @@ def _console_on_stderr(spark: SparkSession) -> Iterator[None]:
     break ``--json``); point this thread's Scala console at stderr meanwhile (py4j pins a JVM thread per Python
     thread).
 
-    The library's one use of the JVM, unavoidable: Scala's console is JVM state no Spark API reaches. On Spark
-    Connect it does nothing, and needs to do nothing: the ``println`` lands on the server's stdout, not ours.
+    One of the library's two uses of the JVM (:func:`~lakehouse.adapters.spark.call_site` is the other),
+    unavoidable: Scala's console is JVM state no Spark API reaches. On Spark Connect it does nothing, and needs to do
+    nothing: the ``println`` lands on the server's stdout, not ours.
     """
     if is_connect(spark):
         yield

@@ -42,7 +42,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from lakehouse.adapters.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_columns
-from lakehouse.adapters.spark import in_parallel, parallelism
+from lakehouse.adapters.spark import call_site, in_parallel, parallelism
 from lakehouse.adapters.staging import load_session
 from lakehouse.adapters.warehouse import drop_primary_key, ensure_table
 from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
@@ -192,10 +192,12 @@ def _stage(
     create_sql, copy_sql = statements
     # coalesce never adds partitions, so fewer stay as they are (and it asks Spark nothing, unlike counting them).
     rows = with_copy_columns(item.df.coalesce(_streams(item, parallelism(item.df.sparkSession))), item.table)
+    copy = rows.mapInArrow(
+        stage_partition(pg.connect_kwargs(), create_sql, copy_sql, item.table.columns, hook), STAGE_RESULT_SCHEMA
+    )
     try:
-        staged = rows.mapInArrow(
-            stage_partition(pg.connect_kwargs(), create_sql, copy_sql, item.table.columns, hook), STAGE_RESULT_SCHEMA
-        ).collect()
+        with call_site(item.df.sparkSession, f"collect at {__file__}"):  # run at once from several threads
+            staged = copy.collect()
     except Exception as exc:  # py4j wraps the executor's error; keep its first meaningful line
         raise LoadError(f"loading {item.target} failed; the table is unchanged: {_first_line(exc)}") from exc
     return _Staged(base, {int(r.partition): int(r.rows) for r in staged})

@@ -310,6 +310,26 @@ def tagged(spark: SparkSession | None, name: str) -> Iterator[None]:
         spark.removeTag(tag)
 
 
+@contextlib.contextmanager
+def call_site(spark: SparkSession, where: str) -> Iterator[None]:
+    """Name the Spark stages this thread starts in the block ``where`` (their name in the UI and the event log).
+
+    PySpark names a stage after the Python line whose action started it, but for one thread at a time (its depth
+    counter is process-wide): an action started meanwhile on another thread (:func:`in_parallel`) gets a JVM
+    frame's name. A session on Spark Connect is left alone: the server names its stages."""
+    if is_connect(spark):
+        yield
+        return
+    context = spark.sparkContext
+    for form in ("short", "long"):
+        context.setLocalProperty(f"callSite.{form}", where)
+    try:
+        yield
+    finally:
+        for form in ("short", "long"):
+            context.setLocalProperty(f"callSite.{form}", None)  # type: ignore[arg-type]
+
+
 def in_parallel(spark: SparkSession, tasks: Sequence[Callable[[], T]]) -> list[T]:
     """Run ``tasks`` at once, one thread each, and return their results in order; raise the first task's error
     after every task has ended (none is left running).

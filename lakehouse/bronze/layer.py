@@ -144,48 +144,33 @@ def _run_batch(
     # table's tasks instead of adding to them. Each table's seconds are its share of the wall time.
     parsed: list[DataFrame] = []  # every cached parse, unpersisted whatever happens
     try:
-        _ingest_tables(spark, settings, pg, batch, log_uri, report, tables, parsed)
+        ingested = in_parallel_timed(
+            spark, [functools.partial(_ingest_table, spark, settings, batch, *t, parsed) for t in tables]
+        )
+        stats: dict[str, tuple[int, int, int]] = {}
+        for (table, table_files), (done, seconds) in zip(tables, ingested, strict=True):
+            stats |= done.stats
+            entry = report.tables[table]
+            entry.files += len(table_files)
+            entry.rows += sum(s[0] for s in done.stats.values())
+            entry.corrupt += sum(s[1] for s in done.stats.values())
+            entry.blank_lines += sum(s[2] for s in done.stats.values())
+            entry.csv_bytes += sum(f.bytes for f in table_files)
+            entry.parquet_bytes += done.written.bytes
+            entry.seconds += seconds
+        loads = [
+            TableLoad(done.rows, raw_table(table), "bronze", expected_rows=sum(s[0] for s in done.stats.values()))
+            for (table, _), (done, _) in zip(tables, ingested, strict=True)
+        ]
+        started = time.monotonic()
+        load_many(loads, pg, mode="append", batch_id=batch.batch_id)
+        report.warehouse_seconds += time.monotonic() - started
+        lake.write_table(
+            log_rows(spark, batch, "completed", stats), log_uri, mode="append", idempotency_key=f"done:{batch.batch_id}"
+        )
     finally:
         for frame in parsed:
             frame.unpersist()
-
-
-def _ingest_tables(
-    spark: SparkSession,
-    settings: Settings,
-    pg: PostgresSettings,
-    batch: Batch,
-    log_uri: str,
-    report: BronzeReport,
-    tables: list[tuple[str, list[LandingFile]]],
-    parsed: list[DataFrame],
-) -> None:
-    """Parse and write every table of the batch at once, load them into PostgreSQL, then mark the batch completed
-    in the ingest log."""
-    ingested = in_parallel_timed(
-        spark, [functools.partial(_ingest_table, spark, settings, batch, *t, parsed) for t in tables]
-    )
-    stats: dict[str, tuple[int, int, int]] = {}
-    for (table, table_files), (done, seconds) in zip(tables, ingested, strict=True):
-        stats |= done.stats
-        entry = report.tables[table]
-        entry.files += len(table_files)
-        entry.rows += sum(s[0] for s in done.stats.values())
-        entry.corrupt += sum(s[1] for s in done.stats.values())
-        entry.blank_lines += sum(s[2] for s in done.stats.values())
-        entry.csv_bytes += sum(f.bytes for f in table_files)
-        entry.parquet_bytes += done.written.bytes
-        entry.seconds += seconds
-    loads = [
-        TableLoad(done.rows, raw_table(table), "bronze", expected_rows=sum(s[0] for s in done.stats.values()))
-        for (table, _), (done, _) in zip(tables, ingested, strict=True)
-    ]
-    started = time.monotonic()
-    load_many(loads, pg, mode="append", batch_id=batch.batch_id)
-    report.warehouse_seconds += time.monotonic() - started
-    lake.write_table(
-        log_rows(spark, batch, "completed", stats), log_uri, mode="append", idempotency_key=f"done:{batch.batch_id}"
-    )
 
 
 @dataclass(frozen=True)

@@ -4,28 +4,39 @@ How a load works (:func:`load_many`):
 
 1. The load opens its session (:mod:`lakehouse.adapters.staging`): dead loads' staging tables are swept, and the
    load holds a lock, on a connection of its own, that keeps its staging tables from any sweep while it lives.
-2. Every Spark partition COPYs its rows (binary COPY, encoded from Spark's Arrow batches by
-   :mod:`lakehouse.adapters.pgbinary`, streamed by :mod:`lakehouse.adapters.pgcopy`) into its own
-   UNLOGGED table in the private staging schema, replacing it in one transaction, so a retried task overwrites
-   its earlier attempt. Each partition reports how many rows it sent.
-3. The driver publishes on the session's connection, in one transaction for all tables: ``append`` records the
-   batch id in ``ops.loaded_batches`` (a batch already there is skipped, so a re-run never duplicates) and inserts
-   the staged rows; ``replace`` truncates the target and inserts them. READ COMMITTED readers see the old or the
-   new content, never a mix, and views on the target keep working because the table is kept; but ``truncate``
-   waits for every reader and shows an older REPEATABLE READ snapshot an empty table, so ``replace`` is for tables
-   nobody reads while they load (silver's candidates: :mod:`lakehouse.adapters.publish` publishes those).
-4. The publish is verified before it commits: for every table, the rows Spark produced, the rows the staging
-   tables hold and the rows the insert wrote must be equal. They differ when PostgreSQL restarted in between (crash
-   recovery empties UNLOGGED tables): the transaction aborts, nothing is published, the ledger does not record
-   the batch, and :class:`LoadError` names the table and the three numbers.
-5. The load's staging tables are dropped whatever happened (or by the next load's sweep, if this one died).
+2. The driver creates each target's staging tables in the private staging schema: one for its rows (UNLOGGED,
+   unless it is to be renamed in, step 3) and one for the claims of the Spark partitions that staged theirs.
+3. Every Spark partition COPYs its rows (binary COPY, encoded from Spark's Arrow batches by
+   :mod:`lakehouse.adapters.pgbinary`, streamed by :mod:`lakehouse.adapters.pgcopy`) into the rows table, in one
+   transaction with its claim: a retried or speculative attempt finds the claim of an attempt that committed and
+   copies nothing, so rows are staged exactly once. Each partition reports how many rows it staged.
+4. The driver publishes on the session's connection, in one transaction for all tables:
 
-The publish copies the staged rows once more (``insert ... select``, in its transaction). The zero-copy ways to
-publish each break a guarantee above: renaming a staging table in replaces the table views and grants point at,
-attaching staging tables as partitions or inheritance children leaves the primary key unenforced across them (and
-published rows in UNLOGGED tables, which a crash empties). Staging encoded COPY chunks instead of rows and
-streaming them back through the driver into one ``COPY`` of the target was measured no faster (the chunks cross
-the network twice).
+   - ``append`` records the batch id in ``ops.loaded_batches`` (a batch already there is skipped, so a re-run
+     never duplicates) and inserts the staged rows (``insert ... select``);
+   - ``replace`` of a table that does not exist yet (every candidate table of a run) moves the staged table into
+     the target's schema under the target's name and adds the contract's NOT NULLs and primary key: the rows are
+     published where the executors wrote them, with no second copy. That needs nothing pointing at the target
+     (it does not exist) and no default privileges for new tables in its schema (a table created elsewhere and
+     moved does not get them); otherwise the staged table is UNLOGGED from the start and copied, as below;
+   - ``replace`` of an existing table truncates it and inserts the staged rows. The table is kept, so views and
+     grants on it keep working; but ``truncate`` waits for every reader and shows an older REPEATABLE READ
+     snapshot an empty table, so ``replace`` is for tables nobody reads while they load (silver's candidates:
+     :mod:`lakehouse.adapters.publish` publishes those).
+
+   READ COMMITTED readers see the old or the new content, never a mix.
+5. The publish is verified before it commits: for every table, the rows Spark produced, the rows the staging
+   table holds and the rows the insert wrote (or the moved table holds) must be equal. They differ when
+   PostgreSQL restarted in between (crash recovery empties UNLOGGED tables): the transaction aborts, nothing is
+   published, the ledger does not record the batch, and :class:`LoadError` names the table and the three numbers.
+6. The load's staging tables are dropped whatever happened (or by the next load's sweep, if this one died).
+
+An append, and a replace of an existing table, copy the staged rows once more. The zero-copy ways to publish those
+each break a guarantee above: renaming a staging table in replaces the table views and grants point at (and a
+REPEATABLE READ reader of an appended table would see it empty), attaching staging tables as partitions or
+inheritance children leaves the primary key unenforced across them. Streaming the executors' encoded rows through
+the driver into one ``COPY`` of the target in the publish's transaction measured 0.85-0.89 of a raw COPY, but it
+sends every row through the driver, and the executors no longer write to PostgreSQL.
 
 Every identifier is quoted with :mod:`psycopg2.sql`.
 """
@@ -41,10 +52,10 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
-from lakehouse.adapters.pgcopy import PARTITION_PLACEHOLDER, STAGE_RESULT_SCHEMA, stage_partition, with_copy_columns
+from lakehouse.adapters.pgcopy import STAGE_RESULT_SCHEMA, StageStatements, stage_partition, with_copy_columns
 from lakehouse.adapters.spark import call_site, in_parallel, parallelism
-from lakehouse.adapters.staging import load_session
-from lakehouse.adapters.warehouse import drop_primary_key, ensure_table
+from lakehouse.adapters.staging import LoadSession, load_session
+from lakehouse.adapters.warehouse import add_constraints_sql, create_bare_table_sql, drop_primary_key, ensure_table
 from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
 from lakehouse.contracts import STAGING_SCHEMA, Table
 from lakehouse.errors import LakehouseError
@@ -135,12 +146,12 @@ def load_many(
     with load_session(pg) as session:
         pending = _pending(session.conn, loads, mode, batch_id)
         # Every table's staging at once: a small table's job then overlaps another's tasks instead of waiting for
-        # them (Spark still runs at most one task per core). The statements are composed here, on this thread,
+        # them (Spark still runs at most one task per core). The staging tables are made here, on this thread,
         # which alone uses the session's connection.
-        bases = [session.stage_base(index, item.target) for index, item in enumerate(pending)]
+        stagings = _create_stages(session, pending, mode)
         stages = [
-            functools.partial(_stage, item, pg, _stage_sql(item, session.conn, base), base, after_partition_commit)
-            for item, base in zip(pending, bases, strict=True)
+            functools.partial(_stage, item, pg, staging, after_partition_commit)
+            for item, staging in zip(pending, stagings, strict=True)
         ]
         results = in_parallel(pending[0].df.sparkSession, stages) if pending else []
         staged = {item.target: result for item, result in zip(pending, results, strict=True)}
@@ -149,14 +160,23 @@ def load_many(
 
 
 @dataclass(frozen=True)
+class _Staging:
+    """Where one target's rows are staged: the ``rows`` table, the ``claims`` of the partitions that committed
+    theirs, and whether the rows table is to be renamed in as the target (:func:`_renamable`; then it is a
+    logged table, else an UNLOGGED one the publish copies from)."""
+
+    rows: str
+    claims: str
+    rename_in: bool
+    statements: StageStatements
+
+
+@dataclass(frozen=True)
 class _Staged:
-    """One target's staging: table ``<base><partition>`` holds the ``rows[partition]`` rows Spark sent."""
+    """One target's staging, filled: Spark partition -> the rows it sent."""
 
-    base: str
+    staging: _Staging
     rows: dict[int, int]
-
-    def tables(self) -> list[sql.Identifier]:
-        return [sql.Identifier(STAGING_SCHEMA, f"{self.base}{p}") for p in sorted(self.rows)]
 
 
 def _pending(conn: connection, loads: list[TableLoad], mode: str, batch_id: str | None) -> list[TableLoad]:
@@ -167,40 +187,61 @@ def _pending(conn: connection, loads: list[TableLoad], mode: str, batch_id: str 
         return [i for i in loads if not (mode == "append" and batch_id and ledger_has(cur, i.target, batch_id))]
 
 
-def _stage_sql(item: TableLoad, conn: connection, base: str) -> tuple[str, str]:
-    """The statements of ``item``'s staging tables (``{partition}`` left to fill): create one, COPY into it."""
-    stage = sql.Identifier(STAGING_SCHEMA, base + PARTITION_PLACEHOLDER)
-    # Typed from the contract, not ``like`` the target: a first load creates its target only when it publishes.
-    types = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.postgres_type)) for c in item.table.columns
+def _create_stages(session: LoadSession, pending: list[TableLoad], mode: str) -> list[_Staging]:
+    """Create each target's staging tables, typed from the contract (a first load creates its target only when it
+    publishes), with no constraint: the publish checks them, whichever way it publishes."""
+    stagings = []
+    with session.conn, session.conn.cursor() as cur:
+        for index, item in enumerate(pending):
+            names = session.stage_names(index, item.target)
+            rows, claims = (sql.Identifier(STAGING_SCHEMA, name) for name in names)
+            rename_in = mode == "replace" and _renamable(cur, item)
+            cur.execute(create_bare_table_sql(STAGING_SCHEMA, names[0], item.table, unlogged=not rename_in))
+            unlogged = sql.SQL("" if rename_in else "unlogged")
+            cur.execute(sql.SQL("create {} table {} (partition int primary key, rows bigint)").format(unlogged, claims))
+            columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
+            statements = StageStatements(
+                claim=sql.SQL("insert into {} values (%s, null) on conflict do nothing").format(claims).as_string(cur),
+                copy=sql.SQL("copy {} ({}) from stdin with (format binary)").format(rows, columns).as_string(cur),
+                record=sql.SQL("update {} set rows = %s where partition = %s").format(claims).as_string(cur),
+                claimed=sql.SQL("select rows from {} where partition = %s").format(claims).as_string(cur),
+            )
+            stagings.append(_Staging(*names, rename_in, statements))
+    return stagings
+
+
+def _renamable(cur: cursor, item: TableLoad) -> bool:
+    """Whether ``item``'s staged rows can become its target as they are, by a rename: the target does not exist
+    (so nothing points at it: no view, grant, key or trigger would be lost) and no default privileges apply, in
+    its schema or the staging schema (a table created in the staging schema and moved would not get those a table
+    created in place gets). Then the renamed table is exactly the one :func:`ensure_table` would have created."""
+    cur.execute(
+        "select to_regclass(%s) is null and not exists (select 1 from pg_default_acl d"
+        " where d.defaclrole = (select oid from pg_roles where rolname = current_user) and d.defaclobjtype = 'r'"
+        " and (d.defaclnamespace = 0 or d.defaclnamespace in (select oid from pg_namespace where nspname = any(%s))))",
+        (sql.Identifier(item.schema, item.table.name).as_string(cur), [item.schema, STAGING_SCHEMA]),
     )
-    create = sql.SQL("drop table if exists {stage}; create unlogged table {stage} ({types})").format(
-        stage=stage, types=types
-    )
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
-    copy = sql.SQL("copy {} ({}) from stdin with (format binary)").format(stage, columns)
-    return create.as_string(conn), copy.as_string(conn)
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def _stage(
     item: TableLoad,
     pg: PostgresSettings,
-    statements: tuple[str, str],
-    base: str,
+    staging: _Staging,
     hook: Callable[[int, int], None] | None,
 ) -> _Staged:
-    create_sql, copy_sql = statements
     # coalesce never adds partitions, so fewer stay as they are (and it asks Spark nothing, unlike counting them).
     rows = with_copy_columns(item.df.coalesce(_streams(item, parallelism(item.df.sparkSession))), item.table)
     copy = rows.mapInArrow(
-        stage_partition(pg.connect_kwargs(), create_sql, copy_sql, item.table.columns, hook), STAGE_RESULT_SCHEMA
+        stage_partition(pg.connect_kwargs(), staging.statements, item.table.columns, hook), STAGE_RESULT_SCHEMA
     )
     try:
         with call_site(item.df.sparkSession, f"collect at {__file__}"):  # run at once from several threads
             staged = copy.collect()
     except Exception as exc:  # py4j wraps the executor's error; keep its first meaningful line
         raise LoadError(f"loading {item.target} failed; the table is unchanged: {_first_line(exc)}") from exc
-    return _Staged(base, {int(r.partition): int(r.rows) for r in staged})
+    return _Staged(staging, {int(r.partition): int(r.rows) for r in staged})
 
 
 # Rows one COPY stream should carry before another pays for its task, connection and staging table (measured on
@@ -239,27 +280,32 @@ def _publish(
 
 
 def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None, staged: _Staged) -> LoadResult:
-    ensure_table(cur.connection, item.schema, item.table)
     target = sql.Identifier(item.schema, item.table.name)
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
-    stages = staged.tables()
+    stage = sql.Identifier(STAGING_SCHEMA, staged.staging.rows)
     produced = sum(staged.rows.values())
-    if mode == "append":
-        # Claimed before the insert, so a concurrent publish of the batch waits here and then skips. The claimed
-        # count commits only if the insert wrote exactly that many rows (verified below).
-        if not ledger_claim(cur, item.target, batch_id or "", produced):
-            return LoadResult(item.target, mode, 0, skipped=True, partitions=len(stages))
+    # Counting locks the staging table until commit (and verifies it: a restart empties an UNLOGGED table).
+    cur.execute(sql.SQL("select count(*) from {}").format(stage))
+    held = int((cur.fetchone() or (0,))[0])
+    restore_key = None  # the constraints to add once the rows are in
+    if staged.staging.rename_in and _renamable(cur, item):  # still nobody else created the target
+        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(item.schema)))
+        cur.execute(sql.SQL("alter table {} set schema {}").format(stage, sql.Identifier(item.schema)))
+        moved = sql.Identifier(item.schema, staged.staging.rows)
+        cur.execute(sql.SQL("alter table {} rename to {}").format(moved, sql.Identifier(item.table.name)))
+        restore_key = add_constraints_sql(item.schema, item.table)
+        inserted = held
     else:
-        cur.execute(sql.SQL("truncate {}").format(target))
-    restore_key = drop_primary_key(cur, item.schema, item.table.name) if mode == "replace" else None
-    held = inserted = 0
-    if stages:
-        # Counting takes a lock on every staging table until commit: no late task attempt can replace one now.
-        counts = sql.SQL(" + ").join(sql.SQL("(select count(*) from {})").format(s) for s in stages)
-        cur.execute(sql.SQL("select ") + counts)
-        held = int((cur.fetchone() or (0,))[0])
-        sources = sql.SQL(" union all ").join(sql.SQL("select {} from {}").format(columns, s) for s in stages)
-        cur.execute(sql.SQL("insert into {} ({}) ").format(target, columns) + sources)
+        ensure_table(cur.connection, item.schema, item.table)
+        if mode == "append":
+            # Claimed before the insert, so a concurrent publish of the batch waits here and then skips. The
+            # claimed count commits only if the insert wrote exactly that many rows (verified below).
+            if not ledger_claim(cur, item.target, batch_id or "", produced):
+                return LoadResult(item.target, mode, 0, skipped=True, partitions=len(staged.rows))
+        else:
+            cur.execute(sql.SQL("truncate {}").format(target))
+            restore_key = drop_primary_key(cur, item.schema, item.table.name)
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
+        cur.execute(sql.SQL("insert into {} ({}) select {} from {}").format(target, columns, columns, stage))
         inserted = cur.rowcount
     if not produced == held == inserted:
         raise LoadError(
@@ -269,7 +315,7 @@ def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None
         )
     if restore_key is not None:
         cur.execute(restore_key)
-    return LoadResult(item.target, mode, inserted, partitions=len(stages))
+    return LoadResult(item.target, mode, inserted, partitions=len(staged.rows))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -18,8 +19,6 @@ from pyspark.sql import functions as F
 
 from lakehouse.adapters.pgbinary import HEADER, TRAILER, encode_rows
 from lakehouse.contracts import Column, Table
-
-PARTITION_PLACEHOLDER = "{partition}"
 
 
 def with_copy_columns(df: DataFrame, table: Table) -> DataFrame:
@@ -78,19 +77,34 @@ class CopyStream:
 STAGE_RESULT_SCHEMA = "partition int, rows long"
 
 
+@dataclass(frozen=True)
+class StageStatements:
+    """The executor's statements for one staged table (composed on the driver, which knows the names).
+
+    ``claim`` inserts ``(partition, NULL)`` into the claims table unless the partition is there (``%s``: the
+    partition id); ``copy`` is a ``copy ... from stdin with (format binary)`` into the rows table; ``record`` sets
+    the claim's rows (``%s``: rows, partition); ``claimed`` reads them back (``%s``: partition).
+    """
+
+    claim: str
+    copy: str
+    record: str
+    claimed: str
+
+
 def stage_partition(
     connect_kwargs: dict[str, Any],
-    create_stage_sql: str,
-    copy_sql: str,
+    statements: StageStatements,
     columns: tuple[Column, ...],
     after_commit: Callable[[int, int], None] | None = None,
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The executor side of a load (for ``mapInArrow``): each Spark partition replaces its own staging table
-    in one transaction.
+    """The executor side of a load (for ``mapInArrow``): each Spark partition COPYs its rows, ``columns``, into
+    the target's staging table, exactly once whatever the attempts.
 
-    ``copy_sql`` is a ``copy ... from stdin with (format binary)`` of ``columns``, the columns of the batches.
-    ``create_stage_sql`` and ``copy_sql`` contain ``{partition}``, filled with the partition id, so a retried
-    task drops what an earlier attempt of the same partition committed: retries never duplicate.
+    In one transaction a partition claims its id in the claims table, COPYs, and records its row count. A
+    retried (or speculative) attempt finds the claim: it waits while an earlier attempt's transaction is open
+    (the claim's key is unique), then either the earlier attempt committed, and this one reports that attempt's
+    rows and copies nothing, or it rolled back, and this one claims and copies. So retries never duplicate rows.
     Yields one batch ``(partition, rows)`` (:data:`STAGE_RESULT_SCHEMA`).
     """
 
@@ -105,14 +119,22 @@ def stage_partition(
         conn = psycopg2.connect(**connect_kwargs)
         try:
             with conn, conn.cursor() as cur:
-                cur.execute(create_stage_sql.replace(PARTITION_PLACEHOLDER, str(partition)))
-                cur.copy_expert(copy_sql.replace(PARTITION_PLACEHOLDER, str(partition)), reader, size=1 << 22)
+                cur.execute(statements.claim, (partition,))
+                if cur.rowcount == 1:
+                    cur.copy_expert(statements.copy, reader, size=1 << 22)
+                    rows = reader.rows
+                    cur.execute(statements.record, (rows, partition))
+                else:  # an earlier attempt of this partition committed its rows
+                    cur.execute(statements.claimed, (partition,))
+                    rows = int(cur.fetchone()[0])
+                    for _ in batches:  # Spark's input still has to be read to its end
+                        pass
         finally:
             conn.close()
         if after_commit is not None:
             after_commit(partition, attempt)
         yield pa.RecordBatch.from_pydict(
-            {"partition": [partition], "rows": [reader.rows]},
+            {"partition": [partition], "rows": [rows]},
             schema=pa.schema([("partition", pa.int32()), ("rows", pa.int64())]),
         )
 

@@ -2,9 +2,9 @@
 
 Staging tables live in ``_lakehouse_staging``, a schema the loader creates and grants nobody (PUBLIC gets no
 privilege on a new schema, so no reader's role can look inside); a published schema only holds published tables.
-A staging table is named ``<load id>_<n>_<schema>_<table>_p<partition>``: the load id (8 hex digits) makes it
-unique per load, ``n`` (the target's position in the load) per target, and the Spark partition id lets a retried
-task replace its own table.
+A load stages each target's rows in one table, ``<load id>_<n>_<schema>_<table>_rows``, and records in
+``<load id>_<n>_<schema>_<table>_claims`` which Spark partitions have committed theirs (and how many rows): the load
+id (8 hex digits) makes the names unique per load, ``n`` (the target's position in the load) per target.
 
 A staging table is dropped by its load when the load ends, or, when the load died (``kill -9``, a lost driver, a
 PostgreSQL restart), by the sweep at the start of any later load. Whether a load is alive is PostgreSQL's word,
@@ -37,7 +37,7 @@ from lakehouse.settings import PostgresSettings
 _LOCK_NAMESPACE = 0x6C687374  # "lhst"
 _NAME = re.compile(r"([0-9a-f]{8})_\d+_")
 _MAX_NAME = 63  # PostgreSQL truncates longer identifiers
-_PARTITION_SUFFIX = 8  # "_p" and up to 6 digits
+_SUFFIXES = ("_rows", "_claims")
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,12 @@ class LoadSession:
     conn: connection
     load_id: int
 
-    def stage_base(self, index: int, target: str) -> str:
-        """The staging table name of the load's target number ``index``, up to the partition id."""
+    def stage_names(self, index: int, target: str) -> tuple[str, str]:
+        """The staging tables of the load's target number ``index``: its rows, and its partitions' claims."""
         prefix = f"{self.load_id:08x}_{index}_"
-        return prefix + target.replace(".", "_")[: _MAX_NAME - len(prefix) - _PARTITION_SUFFIX] + "_p"
+        base = prefix + target.replace(".", "_")[: _MAX_NAME - len(prefix) - max(map(len, _SUFFIXES))]
+        rows, claims = (base + suffix for suffix in _SUFFIXES)
+        return rows, claims
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
-from lakehouse.contracts import Table
+from lakehouse.contracts import Column, Table
 from lakehouse.settings import PostgresSettings
 
 
@@ -25,19 +25,47 @@ def connect(pg: PostgresSettings, *, autocommit: bool = False) -> connection:
 
 def create_table_sql(schema: str, table: Table) -> sql.Composed:
     """``create table if not exists`` with types, NOT NULL for required and key columns, and the primary key."""
-    definitions = [
-        sql.SQL("{} {}{}").format(
-            sql.Identifier(c.name),
-            sql.SQL(c.postgres_type),  # from the contract's closed type vocabulary, never user text
-            sql.SQL(" not null") if c.required or c.name in table.key else sql.SQL(""),
-        )
-        for c in table.columns
-    ]
+    required = _required(table)
+    definitions = [_column(c, not_null=c.name in required) for c in table.columns]
     if table.key:
-        definitions.append(sql.SQL("primary key ({})").format(sql.SQL(", ").join(sql.Identifier(k) for k in table.key)))
+        definitions.append(_primary_key(table))
     return sql.SQL("create table if not exists {} (\n  {}\n)").format(
         sql.Identifier(schema, table.name), sql.SQL(",\n  ").join(definitions)
     )
+
+
+def create_bare_table_sql(schema: str, name: str, table: Table, *, unlogged: bool) -> sql.Composed:
+    """``create table`` ``schema.name`` with ``table``'s columns and types and none of its constraints (a staging
+    table); :func:`add_constraints_sql` adds them later, making it the table :func:`create_table_sql` creates."""
+    columns = sql.SQL(", ").join(_column(c, not_null=False) for c in table.columns)
+    unlogged_sql = sql.SQL("unlogged " if unlogged else "")
+    return sql.SQL("create {}table {} ({})").format(unlogged_sql, sql.Identifier(schema, name), columns)
+
+
+def add_constraints_sql(schema: str, table: Table) -> sql.Composed | None:
+    """The NOT NULLs and primary key of :func:`create_table_sql`, added to ``schema.<table>`` in one statement (one
+    scan checks every NOT NULL, the primary key builds its index); None when the contract declares neither."""
+    actions = [sql.SQL("alter column {} set not null").format(sql.Identifier(name)) for name in _required(table)]
+    if table.key:
+        actions.append(sql.SQL("add ") + _primary_key(table))
+    if not actions:
+        return None
+    return sql.SQL("alter table {} ").format(sql.Identifier(schema, table.name)) + sql.SQL(", ").join(actions)
+
+
+def _column(column: Column, *, not_null: bool) -> sql.Composed:
+    # The type comes from the contract's closed type vocabulary, never from user text.
+    return sql.SQL("{} {}{}").format(
+        sql.Identifier(column.name), sql.SQL(column.postgres_type), sql.SQL(" not null" if not_null else "")
+    )
+
+
+def _required(table: Table) -> list[str]:
+    return [c.name for c in table.columns if c.required or c.name in table.key]
+
+
+def _primary_key(table: Table) -> sql.Composed:
+    return sql.SQL("primary key ({})").format(sql.SQL(", ").join(sql.Identifier(k) for k in table.key))
 
 
 def ensure_table(conn: connection, schema: str, table: Table) -> None:

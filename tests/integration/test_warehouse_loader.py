@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 from decimal import Context, Decimal, localcontext
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from psycopg2 import sql
@@ -133,7 +133,50 @@ def test_a_load_takes_a_copy_stream_per_rows_per_stream_rows_it_expects(
         assert [r[0] for r in table_rows(pg_service, pg_schema, table.name)] == list(range(1000))
 
 
-def test_a_retried_task_does_not_duplicate_rows(spark: Any, pg_service: PostgresSettings, pg_schema: str) -> None:
+def test_a_replace_into_a_new_table_publishes_the_staged_rows_without_copying_them(
+    spark: Any, pg_service: PostgresSettings, pg_schema: str
+) -> None:
+    """A replace into a table that does not exist yet (every candidate of a run) renames the staged table in: the
+    published rows are the ones the executors' COPYs wrote (one transaction per stream), not a copy the publish
+    made (which would all carry the publish's transaction id). The table is the contract's all the same."""
+    result = load(small_df(spark, range(1000)), pg_service, SMALL, schema=pg_schema, mode="replace")
+
+    writers = fetch(pg_service, sql.SQL("select count(distinct xmin::text) from {}").format(
+        sql.Identifier(pg_schema, "small")))  # fmt: skip
+    assert (result.rows, result.partitions, writers) == (1000, 2, [(2,)])
+    assert [r[0] for r in table_rows(pg_service, pg_schema, "small")] == list(range(1000))
+    assert _columns(pg_service, pg_schema, "small") == [("id", "bigint", False), ("name", "text", False)]
+    assert _primary_key(pg_service, pg_schema, "small") == ["id"]
+    assert fetch(pg_service, sql.SQL("select tablename from pg_tables where schemaname = %s"), STAGING_SCHEMA) == []
+
+
+def test_a_new_table_gets_its_schemas_default_privileges(
+    spark: Any, pg_service: PostgresSettings, pg_schema: str
+) -> None:
+    """Grants a schema gives every new table (``alter default privileges``) reach a table a load creates there,
+    however the load publishes it."""
+    with contextlib.closing(connect(pg_service, autocommit=True)) as conn, conn.cursor() as cur:
+        cur.execute("select 1 from pg_roles where rolname = 'lakehouse_test_grantee'")
+        if not cur.fetchone():
+            cur.execute("create role lakehouse_test_grantee nologin")
+        cur.execute(sql.SQL("create schema {}").format(sql.Identifier(pg_schema)))
+        cur.execute(sql.SQL("alter default privileges in schema {} grant select on tables to lakehouse_test_grantee")
+                    .format(sql.Identifier(pg_schema)))  # fmt: skip
+
+    load(small_df(spark, range(10)), pg_service, SMALL, schema=pg_schema, mode="replace")
+
+    granted = fetch(pg_service, sql.SQL("select has_table_privilege('lakehouse_test_grantee', %s, 'select')"),
+                    f"{pg_schema}.small")  # fmt: skip
+    assert granted == [(True,)]
+    assert len(table_rows(pg_service, pg_schema, "small")) == 10
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])  # a replace into a new table renames its staged table in
+def test_a_retried_task_does_not_duplicate_rows(
+    spark: Any, pg_service: PostgresSettings, pg_schema: str, mode: Literal["append", "replace"]
+) -> None:
+    """Every partition's first attempt fails after its rows committed: the retries find them claimed."""
+
     def fail_first_attempt_after_commit(partition: int, attempt: int) -> None:
         if attempt == 0:
             raise RuntimeError(f"injected failure after partition {partition} committed")
@@ -143,8 +186,8 @@ def test_a_retried_task_does_not_duplicate_rows(spark: Any, pg_service: Postgres
         pg_service,
         SMALL,
         schema=pg_schema,
-        mode="append",
-        batch_id="retry",
+        mode=mode,
+        batch_id="retry" if mode == "append" else None,
         after_partition_commit=fail_first_attempt_after_commit,
     )
 

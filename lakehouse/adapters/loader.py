@@ -5,7 +5,7 @@ How a load works (:func:`load_many`):
 1. The load opens its session (:mod:`lakehouse.adapters.staging`): dead loads' staging tables are swept, and the
    load holds a lock, on a connection of its own, that keeps its staging tables from any sweep while it lives.
 2. The driver creates each target's staging tables in the private staging schema: one for its rows (UNLOGGED,
-   unless it is to be renamed in, step 3) and one for the claims of the Spark partitions that staged theirs.
+   unless it is to be renamed in, step 4) and one for the claims of the Spark partitions that staged theirs.
 3. Every Spark partition COPYs its rows (binary COPY, encoded from Spark's Arrow batches by
    :mod:`lakehouse.adapters.pgbinary`, streamed by :mod:`lakehouse.adapters.pgcopy`) into the rows table, in one
    transaction with its claim: a retried or speculative attempt finds the claim of an attempt that committed and
@@ -17,8 +17,9 @@ How a load works (:func:`load_many`):
    - ``replace`` of a table that does not exist yet (every candidate table of a run) moves the staged table into
      the target's schema under the target's name and adds the contract's NOT NULLs and primary key: the rows are
      published where the executors wrote them, with no second copy. That needs nothing pointing at the target
-     (it does not exist) and no default privileges for new tables in its schema (a table created elsewhere and
-     moved does not get them); otherwise the staged table is UNLOGGED from the start and copied, as below;
+     (it does not exist) and no default privileges for the loader's new tables (set for all schemas, the
+     target's or the staging schema: a table created in one schema and moved to another does not get the
+     target's); otherwise the staged table is UNLOGGED from the start and copied, as below;
    - ``replace`` of an existing table truncates it and inserts the staged rows. The table is kept, so views and
      grants on it keep working; but ``truncate`` waits for every reader and shows an older REPEATABLE READ
      snapshot an empty table, so ``replace`` is for tables nobody reads while they load (silver's candidates:
@@ -26,7 +27,7 @@ How a load works (:func:`load_many`):
 
    READ COMMITTED readers see the old or the new content, never a mix.
 5. The publish is verified before it commits: for every table, the rows Spark produced, the rows the staging
-   table holds and the rows the insert wrote (or the moved table holds) must be equal. They differ when
+   table holds and the rows the publish wrote (the insert's, or the moved table's) must be equal. They differ when
    PostgreSQL restarted in between (crash recovery empties UNLOGGED tables): the transaction aborts, nothing is
    published, the ledger does not record the batch, and :class:`LoadError` names the table and the three numbers.
 6. The load's staging tables are dropped whatever happened (or by the next load's sweep, if this one died).
@@ -43,6 +44,7 @@ Every identifier is quoted with :mod:`psycopg2.sql`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +59,7 @@ from lakehouse.adapters.spark import call_site, in_parallel, parallelism
 from lakehouse.adapters.staging import LoadSession, load_session
 from lakehouse.adapters.warehouse import add_constraints_sql, create_bare_table_sql, drop_primary_key, ensure_table
 from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
-from lakehouse.contracts import STAGING_SCHEMA, Table
+from lakehouse.contracts import STAGING_SCHEMA, Column, Table
 from lakehouse.errors import LakehouseError
 from lakehouse.settings import PostgresSettings
 
@@ -84,7 +86,7 @@ class TableLoad:
 
     ``expected_rows``, when the caller knows it (an upper bound will do), sizes the load: one COPY stream per
     :data:`ROWS_PER_STREAM` rows, at most the session's parallelism. Each stream costs a task, a connection and a
-    staging table whatever it carries, so a table of a few hundred rows goes in one. None: the parallelism.
+    claim whatever it carries, so a table of a few hundred rows goes in one. None: the parallelism.
     Fewer streams are fewer tasks for everything since the frame's last shuffle or cache, so pass it for cached
     frames (or cheap ones).
     """
@@ -159,6 +161,10 @@ def load_many(
     return [published.get(i.target) or LoadResult(i.target, mode, 0, skipped=True) for i in loads]
 
 
+# Which Spark partitions have staged their rows, and how many (the key is what makes a partition stage once).
+_CLAIMS = Table("claims", (Column("partition", "int"), Column("rows", "bigint")), key=("partition",))
+
+
 @dataclass(frozen=True)
 class _Staging:
     """Where one target's rows are staged: the ``rows`` table, the ``claims`` of the partitions that committed
@@ -196,9 +202,10 @@ def _create_stages(session: LoadSession, pending: list[TableLoad], mode: str) ->
             names = session.stage_names(index, item.target)
             rows, claims = (sql.Identifier(STAGING_SCHEMA, name) for name in names)
             rename_in = mode == "replace" and _renamable(cur, item)
-            cur.execute(create_bare_table_sql(STAGING_SCHEMA, names[0], item.table, unlogged=not rename_in))
-            unlogged = sql.SQL("" if rename_in else "unlogged")
-            cur.execute(sql.SQL("create {} table {} (partition int primary key, rows bigint)").format(unlogged, claims))
+            rows_table = dataclasses.replace(item.table, name=names[0])
+            claims_table = dataclasses.replace(_CLAIMS, name=names[1])
+            cur.execute(create_bare_table_sql(STAGING_SCHEMA, rows_table, unlogged=not rename_in))
+            cur.execute(create_bare_table_sql(STAGING_SCHEMA, claims_table, unlogged=not rename_in, key=True))
             columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
             statements = StageStatements(
                 claim=sql.SQL("insert into {} values (%s, null) on conflict do nothing").format(claims).as_string(cur),
@@ -214,7 +221,9 @@ def _renamable(cur: cursor, item: TableLoad) -> bool:
     """Whether ``item``'s staged rows can become its target as they are, by a rename: the target does not exist
     (so nothing points at it: no view, grant, key or trigger would be lost) and no default privileges apply, in
     its schema or the staging schema (a table created in the staging schema and moved would not get those a table
-    created in place gets). Then the renamed table is exactly the one :func:`ensure_table` would have created."""
+    created in place gets). Then the renamed table has the columns, constraints (and their names), owner,
+    privileges and persistence :func:`ensure_table` would have given it. (Its storage may also hold the dead rows
+    of a task attempt that failed mid-COPY, which vacuum reclaims.)"""
     cur.execute(
         "select to_regclass(%s) is null and not exists (select 1 from pg_default_acl d"
         " where d.defaclrole = (select oid from pg_roles where rolname = current_user) and d.defaclobjtype = 'r'"
@@ -244,13 +253,14 @@ def _stage(
     return _Staged(staging, {int(r.partition): int(r.rows) for r in staged})
 
 
-# Rows one COPY stream should carry before another pays for its task, connection and staging table (measured on
-# the default sample, 2 cores: 8 streams per table took its six silver loads 8.3 s, one each 3.4 s).
+# Rows one COPY stream should carry before another pays for its task and connection (measured on the default
+# sample, 2 cores, when each stream also had a staging table of its own: 8 streams per table took its six silver
+# loads 8.3 s, one each 3.4 s).
 ROWS_PER_STREAM = 250_000
 
 
 def _streams(item: TableLoad, parallelism: int) -> int:
-    """How many COPY streams (and staging tables) load ``item``: at most ``parallelism``."""
+    """How many COPY streams (Spark tasks) load ``item``: at most ``parallelism``."""
     if item.expected_rows is None:
         return parallelism
     return max(1, min(parallelism, -(-item.expected_rows // ROWS_PER_STREAM)))
@@ -283,7 +293,8 @@ def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None
     target = sql.Identifier(item.schema, item.table.name)
     stage = sql.Identifier(STAGING_SCHEMA, staged.staging.rows)
     produced = sum(staged.rows.values())
-    # Counting locks the staging table until commit (and verifies it: a restart empties an UNLOGGED table).
+    # Verifies the stage: a restart empties an UNLOGGED table. (No late task attempt can add rows: every
+    # partition's claim committed before Spark reported it, and a later attempt finds it.)
     cur.execute(sql.SQL("select count(*) from {}").format(stage))
     held = int((cur.fetchone() or (0,))[0])
     restore_key = None  # the constraints to add once the rows are in
@@ -310,7 +321,7 @@ def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None
     if not produced == held == inserted:
         raise LoadError(
             f"publishing {item.target} refused, nothing was published: Spark produced {produced} rows, the staging"
-            f" tables hold {held}, the insert wrote {inserted} (staged rows were lost, e.g. PostgreSQL restarted"
+            f" table holds {held}, the publish wrote {inserted} (staged rows were lost, e.g. PostgreSQL restarted"
             " during the load); run the load again"
         )
     if restore_key is not None:

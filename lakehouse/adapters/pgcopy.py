@@ -70,6 +70,10 @@ class CopyStream:
             out, self._pending = self._pending[:size], self._pending[size:]
         return out.tobytes()
 
+    def unread(self) -> Iterator[pa.RecordBatch]:
+        """The batches COPY did not read (all of them, when the rows were not copied)."""
+        return self._batches
+
     def readline(self, size: int = -1) -> bytes:  # psycopg2 probes for it; COPY uses read()
         return self.read(size)
 
@@ -127,10 +131,10 @@ def stage_partition(
                 else:  # an earlier attempt of this partition committed its rows
                     cur.execute(statements.claimed, (partition,))
                     rows = int(cur.fetchone()[0])
-                    for _ in batches:  # Spark's input still has to be read to its end
-                        pass
         finally:
             conn.close()
+        for _ in reader.unread():  # read to its end (so Spark can reuse the worker), holding no connection
+            pass
         if after_commit is not None:
             after_commit(partition, attempt)
         yield pa.RecordBatch.from_pydict(

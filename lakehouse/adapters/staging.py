@@ -50,7 +50,8 @@ class LoadSession:
     def stage_names(self, index: int, target: str) -> tuple[str, str]:
         """The staging tables of the load's target number ``index``: its rows, and its partitions' claims."""
         prefix = f"{self.load_id:08x}_{index}_"
-        base = prefix + target.replace(".", "_")[: _MAX_NAME - len(prefix) - max(map(len, _SUFFIXES))]
+        room = _MAX_NAME - len(prefix) - max(map(len, _SUFFIXES))  # in bytes, as PostgreSQL counts
+        base = prefix + target.replace(".", "_").encode()[:room].decode(errors="ignore")
         rows, claims = (base + suffix for suffix in _SUFFIXES)
         return rows, claims
 

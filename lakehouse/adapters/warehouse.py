@@ -34,12 +34,14 @@ def create_table_sql(schema: str, table: Table) -> sql.Composed:
     )
 
 
-def create_bare_table_sql(schema: str, name: str, table: Table, *, unlogged: bool) -> sql.Composed:
-    """``create table`` ``schema.name`` with ``table``'s columns and types and none of its constraints (a staging
-    table); :func:`add_constraints_sql` adds them later, making it the table :func:`create_table_sql` creates."""
-    columns = sql.SQL(", ").join(_column(c, not_null=False) for c in table.columns)
+def create_bare_table_sql(schema: str, table: Table, *, unlogged: bool, key: bool = False) -> sql.Composed:
+    """``create table`` with ``table``'s columns and types and none of its constraints but, with ``key``, its
+    primary key (a staging table); :func:`add_constraints_sql` adds them later, making it the table
+    :func:`create_table_sql` creates."""
+    definitions = [_column(c, not_null=False) for c in table.columns] + ([_primary_key(table)] if key else [])
+    columns = sql.SQL(", ").join(definitions)
     unlogged_sql = sql.SQL("unlogged " if unlogged else "")
-    return sql.SQL("create {}table {} ({})").format(unlogged_sql, sql.Identifier(schema, name), columns)
+    return sql.SQL("create {}table {} ({})").format(unlogged_sql, sql.Identifier(schema, table.name), columns)
 
 
 def add_constraints_sql(schema: str, table: Table) -> sql.Composed | None:

@@ -116,7 +116,7 @@ def test_append_is_idempotent_per_batch(spark: Any, pg_service: PostgresSettings
 def test_a_load_takes_a_copy_stream_per_rows_per_stream_rows_it_expects(
     spark: Any, pg_service: PostgresSettings, pg_schema: str
 ) -> None:
-    """Each COPY stream costs a task, a connection and a staging table: a small table goes in one stream, a big
+    """Each COPY stream costs a task and a connection: a small table goes in one stream, a big
     one in one per ``ROWS_PER_STREAM`` rows up to the session's parallelism, a table of unknown size in as many as
     the parallelism and its partitions allow (``coalesce`` never adds partitions)."""
     many, one = small_df(spark, range(1000)).repartition(4), small_df(spark, range(1000)).repartition(1)

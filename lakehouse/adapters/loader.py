@@ -57,7 +57,14 @@ from psycopg2.extensions import connection, cursor
 from lakehouse.adapters.pgcopy import STAGE_RESULT_SCHEMA, StageStatements, stage_partition, with_copy_columns
 from lakehouse.adapters.spark import call_site, in_parallel, parallelism
 from lakehouse.adapters.staging import LoadSession, load_session
-from lakehouse.adapters.warehouse import add_constraints_sql, create_bare_table_sql, drop_primary_key, ensure_table
+from lakehouse.adapters.warehouse import (
+    add_constraints_sql,
+    column_list_sql,
+    create_bare_table_sql,
+    drop_primary_key,
+    ensure_schema,
+    ensure_table,
+)
 from lakehouse.bookkeeping import ensure_ledger, ledger_claim, ledger_has
 from lakehouse.contracts import STAGING_SCHEMA, Column, Table
 from lakehouse.errors import LakehouseError
@@ -206,7 +213,7 @@ def _create_stages(session: LoadSession, pending: list[TableLoad], mode: str) ->
             claims_table = dataclasses.replace(_CLAIMS, name=names[1])
             cur.execute(create_bare_table_sql(STAGING_SCHEMA, rows_table, unlogged=not rename_in))
             cur.execute(create_bare_table_sql(STAGING_SCHEMA, claims_table, unlogged=not rename_in, key=True))
-            columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
+            columns = column_list_sql(item.table)
             statements = StageStatements(
                 claim=sql.SQL("insert into {} values (%s, null) on conflict do nothing").format(claims).as_string(cur),
                 copy=sql.SQL("copy {} ({}) from stdin with (format binary)").format(rows, columns).as_string(cur),
@@ -297,13 +304,13 @@ def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None
     # partition's claim committed before Spark reported it, and a later attempt finds it.)
     cur.execute(sql.SQL("select count(*) from {}").format(stage))
     held = int((cur.fetchone() or (0,))[0])
-    restore_key = None  # the constraints to add once the rows are in
+    constraints = None  # what to add or restore once the rows are in
     if staged.staging.rename_in and _renamable(cur, item):  # still nobody else created the target
-        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(item.schema)))
+        ensure_schema(cur, item.schema)
         cur.execute(sql.SQL("alter table {} set schema {}").format(stage, sql.Identifier(item.schema)))
         moved = sql.Identifier(item.schema, staged.staging.rows)
         cur.execute(sql.SQL("alter table {} rename to {}").format(moved, sql.Identifier(item.table.name)))
-        restore_key = add_constraints_sql(item.schema, item.table)
+        constraints = add_constraints_sql(item.schema, item.table)
         inserted = held
     else:
         ensure_table(cur.connection, item.schema, item.table)
@@ -314,8 +321,8 @@ def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None
                 return LoadResult(item.target, mode, 0, skipped=True, partitions=len(staged.rows))
         else:
             cur.execute(sql.SQL("truncate {}").format(target))
-            restore_key = drop_primary_key(cur, item.schema, item.table.name)
-        columns = sql.SQL(", ").join(sql.Identifier(c) for c in item.table.column_names)
+            constraints = drop_primary_key(cur, item.schema, item.table.name)
+        columns = column_list_sql(item.table)
         cur.execute(sql.SQL("insert into {} ({}) select {} from {}").format(target, columns, columns, stage))
         inserted = cur.rowcount
     if not produced == held == inserted:
@@ -324,8 +331,8 @@ def _publish_table(cur: cursor, item: TableLoad, mode: str, batch_id: str | None
             f" table holds {held}, the publish wrote {inserted} (staged rows were lost, e.g. PostgreSQL restarted"
             " during the load); run the load again"
         )
-    if restore_key is not None:
-        cur.execute(restore_key)
+    if constraints is not None:
+        cur.execute(constraints)
     return LoadResult(item.target, mode, inserted, partitions=len(staged.rows))
 
 

@@ -28,7 +28,7 @@ import psycopg2
 from psycopg2 import errors, sql
 from psycopg2.extensions import connection, cursor
 
-from lakehouse.adapters.warehouse import connect, ensure_table
+from lakehouse.adapters.warehouse import connect, ensure_schema, ensure_table
 from lakehouse.contracts import NO_TEXT, Table
 from lakehouse.errors import LakehouseError
 from lakehouse.settings import PostgresSettings, Settings
@@ -172,7 +172,7 @@ def _replace(cur: cursor, source_name: tuple[str, str], target_name: tuple[str, 
     held = int((cur.fetchone() or (0,))[0])
     names = _columns(cur, *source_name)
     if _columns(cur, *target_name) != names:  # new, or its model changed shape: take the source's definition
-        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(target_name[0])))
+        ensure_schema(cur, target_name[0])
         cur.execute(sql.SQL("drop table if exists {}").format(target))
         cur.execute(sql.SQL("create table {} (like {} including all)").format(target, source))
     columns = sql.SQL(", ").join(map(sql.Identifier, names))

@@ -29,7 +29,7 @@ import psycopg2
 from psycopg2 import errors, sql
 from psycopg2.extensions import connection, cursor
 
-from lakehouse.adapters.warehouse import connect
+from lakehouse.adapters.warehouse import connect, ensure_schema
 from lakehouse.contracts import STAGING_SCHEMA
 from lakehouse.settings import PostgresSettings
 
@@ -62,7 +62,7 @@ def load_session(pg: PostgresSettings) -> Iterator[LoadSession]:
     conn = connect(pg)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(STAGING_SCHEMA)))
+            ensure_schema(cur, STAGING_SCHEMA)
         _sweep(conn)
         session = LoadSession(conn, _lock_new_id(conn))
         try:

@@ -70,11 +70,21 @@ def _primary_key(table: Table) -> sql.Composed:
     return sql.SQL("primary key ({})").format(sql.SQL(", ").join(sql.Identifier(k) for k in table.key))
 
 
+def ensure_schema(cur: cursor, schema: str) -> None:
+    """Create ``schema`` unless it exists."""
+    cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+
+
 def ensure_table(conn: connection, schema: str, table: Table) -> None:
     """Create ``schema`` and ``table`` unless they exist (an existing table is left as it is)."""
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+        ensure_schema(cur, schema)
         cur.execute(create_table_sql(schema, table))
+
+
+def column_list_sql(table: Table) -> sql.Composed:
+    """The contract's columns, quoted and in order, for ``insert into t (...)``, ``select ...`` or ``copy``."""
+    return sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
 
 
 def existing_tables(pg: PostgresSettings, schema: str, names: Sequence[str]) -> list[str]:

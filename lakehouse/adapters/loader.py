@@ -25,7 +25,10 @@ How a load works (:func:`load_many`):
      snapshot an empty table, so ``replace`` is for tables nobody reads while they load (silver's candidates:
      :mod:`lakehouse.adapters.publish` publishes those).
 
-   READ COMMITTED readers see the old or the new content, never a mix.
+   READ COMMITTED readers see the old or the new content, never a mix. Publishes to one target queue (a
+   transaction-scoped advisory lock per target, taken in name order): two loads that both found no target and
+   staged to rename theirs in cannot both take its name; the second sees the table the first created and
+   replaces its rows.
 5. The publish is verified before it commits: for every table, the rows Spark produced, the rows the staging
    table holds and the rows the publish wrote (the insert's, or the moved table's) must be equal. They differ when
    PostgreSQL restarted in between (crash recovery empties UNLOGGED tables): the transaction aborts, nothing is
@@ -273,6 +276,11 @@ def _streams(item: TableLoad, parallelism: int) -> int:
     return max(1, min(parallelism, -(-item.expected_rows // ROWS_PER_STREAM)))
 
 
+# The two-key advisory lock space of publishes, one lock per target (a hash: two targets may share one, which only
+# queues their publishes).
+_TARGET_LOCKS = 0x6C687462  # "lhtb"
+
+
 def _publish(
     conn: connection,
     loads: list[TableLoad],
@@ -284,6 +292,10 @@ def _publish(
     names = ", ".join(item.target for item in loads)
     try:
         with conn, conn.cursor() as cur:
+            # Publishes of a target queue, so the second sees the table the first created (a rename or a create
+            # racing for one name would fail); in one order, so two loads of the same targets cannot deadlock.
+            for target in sorted({item.target for item in loads}):
+                cur.execute("select pg_advisory_xact_lock(%s, hashtext(%s))", (_TARGET_LOCKS, target))
             for item in loads:
                 results[item.target] = _publish_table(cur, item, mode, batch_id, staged[item.target])
             if any(r.skipped for r in results.values()):  # a concurrent run published this batch since we checked

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import threading
+import time
 from decimal import Context, Decimal, localcontext
 from typing import Any, Literal
 
@@ -150,18 +152,23 @@ def test_a_replace_into_a_new_table_publishes_the_staged_rows_without_copying_th
     assert fetch(pg_service, sql.SQL("select tablename from pg_tables where schemaname = %s"), STAGING_SCHEMA) == []
 
 
+def _grant_new_tables(cur: Any, schema: str) -> None:
+    """Default privileges in ``schema``: every table created there is readable by ``lakehouse_test_grantee``."""
+    cur.execute("select 1 from pg_roles where rolname = 'lakehouse_test_grantee'")
+    if not cur.fetchone():
+        cur.execute("create role lakehouse_test_grantee nologin")
+    cur.execute(sql.SQL("alter default privileges in schema {} grant select on tables to lakehouse_test_grantee")
+                .format(sql.Identifier(schema)))  # fmt: skip
+
+
 def test_a_new_table_gets_its_schemas_default_privileges(
     spark: Any, pg_service: PostgresSettings, pg_schema: str
 ) -> None:
     """Grants a schema gives every new table (``alter default privileges``) reach a table a load creates there,
     however the load publishes it."""
     with contextlib.closing(connect(pg_service, autocommit=True)) as conn, conn.cursor() as cur:
-        cur.execute("select 1 from pg_roles where rolname = 'lakehouse_test_grantee'")
-        if not cur.fetchone():
-            cur.execute("create role lakehouse_test_grantee nologin")
         cur.execute(sql.SQL("create schema {}").format(sql.Identifier(pg_schema)))
-        cur.execute(sql.SQL("alter default privileges in schema {} grant select on tables to lakehouse_test_grantee")
-                    .format(sql.Identifier(pg_schema)))  # fmt: skip
+        _grant_new_tables(cur, pg_schema)
 
     load(small_df(spark, range(10)), pg_service, SMALL, schema=pg_schema, mode="replace")
 
@@ -169,6 +176,59 @@ def test_a_new_table_gets_its_schemas_default_privileges(
                     f"{pg_schema}.small")  # fmt: skip
     assert granted == [(True,)]
     assert len(table_rows(pg_service, pg_schema, "small")) == 10
+
+
+@pytest.mark.parametrize("publish", ["rename", "copy"])
+def test_two_replaces_creating_the_same_table_at_once_both_succeed_and_one_load_wins(
+    spark: Any, pg_service: PostgresSettings, pg_schema: str, publish: str
+) -> None:
+    """Two loads replace the same table, which neither finds when it starts: each stages to rename its rows in
+    (or, when the schema has default privileges, to create the table and copy them in). Their publishes are made to
+    meet: a transaction holding the schema's lock (an uncommitted ``drop schema``) queues both behind it, past any
+    check either made. Released, the first creates the table; the second must then find it and replace its rows,
+    not fail on the name the first took. The table ends holding one load's rows, whole."""
+    with contextlib.closing(connect(pg_service, autocommit=True)) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("create schema {}").format(sql.Identifier(pg_schema)))
+        if publish == "copy":
+            _grant_new_tables(cur, pg_schema)
+    loads = {"a": range(0, 300), "b": range(200, 400)}
+    outcomes: dict[str, object] = {}
+
+    def run(name: str) -> None:
+        try:
+            outcomes[name] = load(small_df(spark, loads[name], name), pg_service, SMALL, schema=pg_schema,
+                                  mode="replace").rows  # fmt: skip
+        except Exception as exc:  # the outcome under test
+            outcomes[name] = exc
+
+    blocker = connect(pg_service)
+    watcher = connect(pg_service, autocommit=True)  # a transaction would see one snapshot of pg_stat_activity
+    try:
+        with blocker.cursor() as cur:
+            cur.execute(sql.SQL("drop schema {}").format(sql.Identifier(pg_schema)))  # rolled back below
+        threads = [threading.Thread(target=run, args=(name,)) for name in loads]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 180
+        waiting = 0
+        with watcher.cursor() as cur:
+            while waiting < 2 and time.monotonic() < deadline and any(t.is_alive() for t in threads):
+                time.sleep(0.2)
+                cur.execute("select count(*) from pg_stat_activity where wait_event_type = 'Lock'")
+                waiting = int(cur.fetchone()[0])
+        assert waiting == 2, f"both publishes should have queued behind the schema's lock: {outcomes}"
+    finally:
+        watcher.close()
+        blocker.rollback()
+        blocker.close()
+    for thread in threads:
+        thread.join(180)
+
+    assert outcomes == {"a": 300, "b": 200}
+    ids = [r[0] for r in table_rows(pg_service, pg_schema, "small")]
+    names = {r[1].split("-")[0] for r in table_rows(pg_service, pg_schema, "small")}
+    assert (ids, names) in [(list(loads["a"]), {"a"}), (list(loads["b"]), {"b"})]
+    assert _primary_key(pg_service, pg_schema, "small") == ["id"]
 
 
 @pytest.mark.parametrize("mode", ["append", "replace"])  # a replace into a new table renames its staged table in

@@ -331,8 +331,8 @@ def call_site(spark: SparkSession, where: str) -> Iterator[None]:
 
 
 def in_parallel(spark: SparkSession, tasks: Sequence[Callable[[], T]]) -> list[T]:
-    """Run ``tasks`` at once, one thread each, and return their results in order; raise the first task's error
-    after every task has ended (none is left running).
+    """Run ``tasks`` at once, one thread each, and return their results in order; raise the first failed task's
+    error after every task has ended (none is left running), with a note naming each other task's error.
 
     For independent Spark work that waits more than it computes, e.g. Delta commits to different tables: each
     runs its own jobs, and the scheduler interleaves them, so one's log reads and planning overlap another's
@@ -352,10 +352,12 @@ def in_parallel(spark: SparkSession, tasks: Sequence[Callable[[], T]]) -> list[T
 
     with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="lakehouse-parallel") as pool:
         futures = [pool.submit(carried, task) for task in tasks]
-        errors = [f.exception() for f in futures]  # waits for every task
-    for error in errors:
-        if error is not None:
-            raise error
+        errors = [error for f in futures if (error := f.exception()) is not None]  # waits for every task
+    if errors:
+        first, *others = errors
+        for other in others:  # shown with the first one's traceback: no task's error is lost
+            first.add_note(f"another task failed too: {type(other).__name__}: {other}")
+        raise first
     return [f.result() for f in futures]
 
 

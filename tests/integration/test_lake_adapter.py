@@ -115,7 +115,7 @@ def test_parallel_commits_run_at_once_carry_the_callers_tags_and_fail_after_all_
 ) -> None:
     """``in_parallel`` (the silver publish's six Delta commits): the tasks overlap (a barrier only two concurrent
     tasks pass), each task's Spark jobs carry the caller's job tags, every commit lands, and an error is raised
-    only once every task has ended."""
+    only once every task has ended: the first task's, naming every other task's that failed."""
     import threading
     import time
 
@@ -147,3 +147,12 @@ def test_parallel_commits_run_at_once_carry_the_callers_tags_and_fail_after_all_
     with pytest.raises(RuntimeError, match="the second commit failed"):
         in_parallel(spark, [slow, broken])
     assert ended.is_set(), "the error waited for the other task to end"
+
+    def also_broken() -> None:
+        raise ValueError("the third commit failed too")
+
+    with pytest.raises(RuntimeError, match="the second commit failed") as raised:
+        in_parallel(spark, [slow, broken, also_broken])
+    assert raised.value.__notes__ == ["another task failed too: ValueError: the third commit failed too"], (
+        "no task's error is lost"
+    )

@@ -28,7 +28,7 @@ import psycopg2
 from psycopg2 import errors, sql
 from psycopg2.extensions import cursor
 
-from lakehouse.adapters.warehouse import connect, create_if_absent, ensure_schema
+from lakehouse.adapters.warehouse import connect, create_if_absent, create_schema_sql
 from lakehouse.contracts import OPS_SCHEMA
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.report import SummaryRow, layer_loads
@@ -330,11 +330,19 @@ def ledger_claim(cur: cursor, target: str, batch_id: str, rows: int) -> bool:
 
 
 def _create_tables(cur: cursor) -> None:
-    ensure_schema(cur, SCHEMA)
     runs = sql.Identifier(SCHEMA, RUNS)
-    for table, columns in _DDL.items():
-        body = sql.SQL(columns).format(runs=runs)  # the DDL text is a constant of this module, never user input
-        create_if_absent(cur, sql.SQL("create table if not exists {} ({})").format(sql.Identifier(SCHEMA, table), body))
+    # The DDL text is a constant of this module, never user input. One savepoint for all of it (this runs in
+    # every bookkeeping transaction).
+    create_if_absent(
+        cur,
+        create_schema_sql(SCHEMA),
+        *(
+            sql.SQL("create table if not exists {} ({})").format(
+                sql.Identifier(SCHEMA, table), sql.SQL(columns).format(runs=runs)
+            )
+            for table, columns in _DDL.items()
+        ),
+    )
     # Tables created before dbt's tests were recorded lack the column that tells them from Soda's checks, and
     # reconciliations recorded before incremental silver the run's own balance. Look first: `alter table` takes an
     # exclusive lock even when the column exists.

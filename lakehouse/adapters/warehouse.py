@@ -70,22 +70,29 @@ def _primary_key(table: Table) -> sql.Composed:
     return sql.SQL("primary key ({})").format(sql.SQL(", ").join(sql.Identifier(k) for k in table.key))
 
 
-def create_if_absent(cur: cursor, statement: sql.Composable) -> None:
-    """Run a ``create ... if not exists`` statement, safe against another session creating the same object at once.
+def create_schema_sql(schema: str) -> sql.Composed:
+    """``create schema if not exists``."""
+    return sql.SQL("create schema if not exists {}").format(sql.Identifier(schema))
+
+
+def create_if_absent(cur: cursor, *statements: sql.Composable) -> None:
+    """Run ``create ... if not exists`` statements, safe against another session creating the same objects at once.
 
     PostgreSQL's ``if not exists`` looks before it writes the catalog: two sessions that both looked before either
-    committed both write, and the second fails on the catalog's unique index once the first commits. The object then
-    exists, so the statement, run again, does nothing. In a transaction the first try runs under a savepoint, so
-    that failure does not end the caller's transaction."""
+    committed both write, and the second fails on the catalog's unique index once the first commits. The objects
+    then exist, so the statements, run again, do nothing. In a transaction the first try runs under one savepoint,
+    so that failure does not end the caller's transaction."""
     savepoint = not cur.connection.autocommit
     if savepoint:
         cur.execute("savepoint lakehouse_create_if_absent")
     try:
-        cur.execute(statement)
+        for statement in statements:
+            cur.execute(statement)
     except errors.UniqueViolation:
         if savepoint:
             cur.execute("rollback to savepoint lakehouse_create_if_absent")
-        cur.execute(statement)  # the other session's object is committed now
+        for statement in statements:  # the other session's objects are committed now
+            cur.execute(statement)
     else:
         if savepoint:
             cur.execute("release savepoint lakehouse_create_if_absent")
@@ -93,14 +100,13 @@ def create_if_absent(cur: cursor, statement: sql.Composable) -> None:
 
 def ensure_schema(cur: cursor, schema: str) -> None:
     """Create ``schema`` unless it exists (also when another session creates it at the same time)."""
-    create_if_absent(cur, sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+    create_if_absent(cur, create_schema_sql(schema))
 
 
 def ensure_table(conn: connection, schema: str, table: Table) -> None:
     """Create ``schema`` and ``table`` unless they exist (an existing table is left as it is)."""
     with conn.cursor() as cur:
-        ensure_schema(cur, schema)
-        create_if_absent(cur, create_table_sql(schema, table))
+        create_if_absent(cur, create_schema_sql(schema), create_table_sql(schema, table))
 
 
 def column_list_sql(table: Table) -> sql.Composed:

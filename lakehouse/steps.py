@@ -2,8 +2,9 @@
 bookkeeping in ``ops``, and at the end its HTML report and, for a failed run or one with warnings, an alert.
 
 A layer whose scan has a failing (``fail``-severity) check stops the run before any downstream layer; warnings are
-reported. A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows. Silver's
-gate is its audit: the reconciliation and the Soda checks run on the unpublished candidate, and a failed audit
+reported. The last layer's gate, which no layer waits on, runs while Spark maintains and measures the lake (the run
+waits for both). A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows.
+Silver's gate is its audit: the reconciliation and the Soda checks run on the unpublished candidate, and a failed audit
 publishes nothing; the outcome is kept in ``ops.audits``, and gold refuses to build on a silver whose last audit
 failed unless forced.
 :mod:`lakehouse.pipeline` composes these with the services, the locks and the SparkSession.
@@ -12,6 +13,7 @@ failed unless forced.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -27,7 +29,7 @@ from lakehouse.adapters.lake_upkeep import TableStorage, tag_commits
 from lakehouse.adapters.loader import TableLoad, load_many
 from lakehouse.adapters.publish import PublishPolicy, candidate_schema, drop_candidates
 from lakehouse.adapters.roles import WarehouseRoles
-from lakehouse.adapters.spark import tagged
+from lakehouse.adapters.spark import in_parallel, tagged
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import (
     RunStatus,
@@ -132,8 +134,10 @@ def run_layers(
     error: str | None = None
     if spark is not None:
         tag_commits(spark, outcome.run_id)
+    order = [name for name in LAYERS if name in layers]
     try:
-        for layer in (name for name in LAYERS if name in layers):
+        last_gate: Callable[[], bool] | None = None
+        for layer in order:
             touched: Collection[str] | None = None  # gold: every model
             with tagged(spark, layer):  # its Spark jobs carry the layer's name (event log, UI)
                 if layer == "bronze":
@@ -151,15 +155,18 @@ def run_layers(
                     _gold(roles, full_refresh, outcome, log_line, PublishPolicy.of(settings))
                     if outcome.failed_tests:
                         break
-                if scan and not gate(roles, layer, outcome, log_line, tables=touched):
+                if not scan:
+                    continue
+                judge = functools.partial(gate, roles, layer, outcome, log_line, tables=touched)
+                if layer == order[-1] and spark is not None:
+                    last_gate = judge  # no layer waits on it: it runs alongside the lake's upkeep, below
+                elif not judge():
                     break
-        if spark is not None and maintain:
-            with tagged(spark, "maintenance"):
-                outcome.maintenance = maintain_lake(spark, settings, when_due=True)
-            outcome.notes += outcome.maintenance.lines()
         if spark is not None:
-            with tagged(spark, "storage"):
-                outcome.storage = storage(spark, settings)
+            # The last gate scans PostgreSQL while Spark maintains and measures the lake: neither reads what the
+            # other writes, and both mostly wait (on queries, on log reads).
+            upkeep: Callable[[], object] = functools.partial(_lake_upkeep, spark, settings, outcome, maintain=maintain)
+            in_parallel(spark, [upkeep] if last_gate is None else [last_gate, upkeep])
         status = "succeeded" if outcome.ok else "failed"
         return outcome
     except Exception as exc:
@@ -168,6 +175,17 @@ def run_layers(
     finally:
         finish_run(pg, outcome.run_id, status)
         report_and_alert(settings, roles, outcome, status, error=error)
+
+
+def _lake_upkeep(spark: SparkSession, settings: Settings, outcome: RunOutcome, *, maintain: bool) -> None:
+    """The end of a run with a SparkSession: maintain the lake where it is due (unless not ``maintain``), then
+    measure its storage."""
+    if maintain:
+        with tagged(spark, "maintenance"):
+            outcome.maintenance = maintain_lake(spark, settings, when_due=True)
+        outcome.notes += outcome.maintenance.lines()
+    with tagged(spark, "storage"):
+        outcome.storage = storage(spark, settings)
 
 
 def report_and_alert(

@@ -13,6 +13,7 @@ import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse import steps
 from lakehouse.adapters import lake, lake_upkeep
 from lakehouse.adapters.roles import WarehouseRoles
 from lakehouse.adapters.warehouse import connect
@@ -287,3 +288,52 @@ def test_a_layers_quality_scan_reruns_on_the_lake_as_it_was(
         assert cur.fetchone() == (0,)
     with pytest.raises(ConfigurationError, match="expected a version number or an ISO 8601 timestamp"):
         scan_as_of(spark, settings, roles, "silver", "last tuesday", RunOutcome("bad"))
+
+
+def test_the_last_gate_runs_alongside_the_lakes_upkeep_and_still_fails_the_run(
+    spark: Any, settings: Settings, pg_database: PostgresSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No layer waits on the last layer's gate, so it scans PostgreSQL while Spark maintains and measures the lake.
+    A gate that fails there still fails the run and is recorded, and the upkeep and the storage report still
+    happen: here a trigger damages silver as it is published, behind silver's audit."""
+    generate(tmp_path / "landing", scale=0.01, seed=11, dirty_rate=0.0)
+    files, _ = discover(tmp_path / "landing")
+    built = run_layers(settings, pg_database, layers=("bronze", "silver"), spark=spark, files=files, maintain=False)
+    assert built.ok, built.gate_failures
+    with connect(pg_database, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(
+            "create function damage() returns trigger language plpgsql as $$ begin new.cost := -1; return new; end $$;"
+            " create trigger damage before insert on silver.performance for each row execute function damage()"
+        )
+    spans: dict[str, tuple[float, float]] = {}
+
+    def timed(name: str, work: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return work(*args, **kwargs)
+            finally:
+                spans[name] = (started, time.monotonic())
+
+        return run
+
+    monkeypatch.setattr(steps, "gate", timed("gate", steps.gate))
+    monkeypatch.setattr(steps, "_lake_upkeep", timed("upkeep", steps._lake_upkeep))
+
+    outcome = run_layers(settings, pg_database, layers=("silver",), spark=spark, full_refresh=True)
+
+    assert outcome.status == "failed"
+    assert {r.table_name for r in outcome.gate_failures} == {"silver.performance"}, outcome.gate_failures
+    assert outcome.maintenance is not None
+    assert outcome.maintenance.checked > 0
+    assert outcome.storage is not None
+    assert outcome.storage.silver_parquet_bytes > 0
+    (gate_start, gate_end), (upkeep_start, upkeep_end) = spans["gate"], spans["upkeep"]
+    assert max(gate_start, upkeep_start) < min(gate_end, upkeep_end), spans  # at once, not one after the other
+    with connect(pg_database) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select r.table_name, p.status from ops.quality_results r join ops.pipeline_runs p using (run_id)"
+            " where run_id = %s and r.layer = 'silver' and r.outcome = 'fail'",
+            (outcome.run_id,),
+        )
+        assert set(cur.fetchall()) == {("silver.performance", "failed")}

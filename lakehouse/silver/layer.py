@@ -542,8 +542,9 @@ _LakeWrite = tuple[str, str, Callable[[], lake.WriteResult]]  # table, layer, it
 
 
 def _lake_changes(settings: Settings, item: _Increment, report: SilverReport) -> list[_LakeWrite]:
-    """The Delta commit of each of the table's two layers: a MERGE when earlier rows were re-classified, else an
-    append of the new rows (none when there is nothing to add)."""
+    """The Delta commit of each of the table's two layers: when earlier rows were re-classified, a MERGE (a table
+    without a layout: a rewrite, see :func:`~lakehouse.adapters.lake.replace_matching`), else an append of the new
+    rows (none when there is nothing to add)."""
     run = report.tables[item.table].run
     assert run is not None
     writes: list[_LakeWrite] = []
@@ -555,7 +556,11 @@ def _lake_changes(settings: Settings, item: _Increment, report: SilverReport) ->
     ):  # fmt: skip
         uri = lake.table_uri(settings, schema, item.table)
         if item.earlier_rows > 0:
-            write = functools.partial(lake.replace_matching, inserts, uri, deletes=deletes, match=match)
+            # A table without a layout is one file, which a MERGE rewrites anyway: rewriting it costs fewer jobs.
+            write = functools.partial(
+                lake.replace_matching, inserts, uri, deletes=deletes, match=match,
+                rewrite=not (contract.partition_by or contract.cluster_by),
+            )  # fmt: skip
         elif rows:
             write = functools.partial(
                 lake.write_table, inserts, uri, mode="append", partition_by=contract.partition_by,

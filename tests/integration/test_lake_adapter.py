@@ -106,6 +106,39 @@ def test_a_replace_that_fails_in_its_last_partition_changes_nothing(
     assert {r.v for r in after.select("v").distinct().collect()} == {"old"}
 
 
+@pytest.mark.parametrize("rewrite", [False, True], ids=["merge", "rewrite"])
+def test_replace_matching_deletes_the_matched_rows_and_adds_the_inserts_in_one_commit(
+    spark: Any, table_uri: Callable[[str], str], rewrite: bool
+) -> None:
+    """Both ways give the same rows: a target row goes when every match pair equals a delete row's (a null never
+    equals, so a null key is matched through a text the caller coalesces it to), every insert is added, and it
+    is one commit; the rewrite leaves one file."""
+    uri = table_uri("matching")
+    schema = "id int, parent string, v string"
+    rows = [(1, "a", "old"), (2, "a", "old"), (3, "b", "old"), (None, "b", "old"), (4, None, "old")]
+    lake.write_table(spark.createDataFrame(rows, schema), uri, mode="replace")
+    lake.write_table(spark.createDataFrame([(5, "c", "old")], schema), uri, mode="append")  # a second file
+    version = lake.table_version(spark, uri)
+    deletes = spark.createDataFrame([("1", "a"), ("3", "a"), ("~", "b"), ("4", "~"), ("9", "z")], "k string, p string")
+    inserts = spark.createDataFrame([(1, "a", "new"), (6, "d", "new")], schema)
+    match = [
+        ("k", F.coalesce(F.col("id").cast("string"), F.lit("~"))),
+        ("p", F.coalesce(F.col("parent"), F.lit("~"))),
+    ]
+
+    result = lake.replace_matching(inserts, uri, deletes=deletes, match=match, rewrite=rewrite)
+
+    assert result.written
+    assert result.version == lake.table_version(spark, uri) == (version or 0) + 1
+    after = sorted(tuple(r) for r in lake.read_table(spark, uri).collect())
+    assert after == sorted(
+        [(1, "a", "new"), (2, "a", "old"), (3, "b", "old"), (5, "c", "old"), (6, "d", "new")], key=str
+    )
+    if rewrite:
+        assert len(_data_files_of_last_commit(spark, uri)) == 1
+        assert lake.table_size(spark, uri)[0] == 1
+
+
 def test_missing_table_has_no_version(spark: Any, table_uri: Callable[[str], str]) -> None:
     assert lake.table_version(spark, table_uri("nothing_here")) is None
 

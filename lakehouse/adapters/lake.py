@@ -164,8 +164,8 @@ def replace_matching(
 
     A MERGE by default: it rewrites the files holding a matched row and adds the inserts as new files; nothing to
     delete and nothing to insert commits nothing. With ``rewrite``, the table is replaced by its unmatched rows and
-    the inserts, in one file (for a table of one file, which a MERGE would rewrite anyway: the same bytes in a
-    third of the Spark jobs, and the table stays one file)."""
+    the inserts, in one file: for a small table of one file, which a MERGE rewrites as soon as one delete matches a
+    row in it, the same bytes in about a third of the Spark jobs (it rewrites the file when no delete matches too)."""
     from pyspark.sql import functions as F
 
     spark = inserts.sparkSession

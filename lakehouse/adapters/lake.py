@@ -169,7 +169,6 @@ def replace_matching(
     from pyspark.sql import functions as F
 
     spark = inserts.sparkSession
-    before = table_version(spark, uri)
     # The source's columns are renamed so that the condition's bare names can only mean the target's.
     marked = deletes.select(*(F.col(f"`{name}`").alias(f"_delete_{name}") for name, _ in match))
     condition = None
@@ -179,7 +178,8 @@ def replace_matching(
     assert condition is not None, "match names at least one column"
     if rewrite:
         kept = read_table(spark, uri).join(F.broadcast(marked.distinct()), condition, "left_anti")
-        return write_table(kept.unionByName(inserts), uri, mode="replace")
+        return write_table(kept.unionByName(inserts), uri, mode="replace")  # it reads the version before itself
+    before = table_version(spark, uri)
     renamed = inserts.select(*(F.col(f"`{c}`").alias(f"_insert_{c}") for c in inserts.columns))
     source = renamed.unionByName(marked, allowMissingColumns=True)  # an insert has null marks: it matches nothing
     inserted: dict[str, Column] = {f"`{c}`": F.col(f"`_insert_{c}`") for c in inserts.columns}

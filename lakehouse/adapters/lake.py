@@ -156,6 +156,7 @@ def replace_matching(
     deletes: DataFrame,
     match: Sequence[tuple[str, Any]],
     rewrite: bool = False,
+    within: Any = None,
 ) -> WriteResult:
     """In one commit, delete the rows of the Delta table at ``uri`` that match a row of ``deletes`` and add
     ``inserts`` (the table's columns). ``match`` pairs each column of ``deletes`` (distinct rows) with the Spark
@@ -165,7 +166,12 @@ def replace_matching(
     A MERGE by default: it rewrites the files holding a matched row and adds the inserts as new files; nothing to
     delete and nothing to insert commits nothing. With ``rewrite``, the table is replaced by its unmatched rows and
     the inserts, in one file: for a small table of one file, which a MERGE rewrites as soon as one delete matches a
-    row in it, the same bytes in about a third of the Spark jobs (it rewrites the file when no delete matches too)."""
+    row in it, the same bytes in about a third of the Spark jobs (it rewrites the file when no delete matches too).
+
+    ``within`` is a condition on the target's columns alone that every row to delete meets, e.g. the
+    range of dates the deleted rows can have: only rows meeting it are deleted, and the MERGE reads only the files
+    whose statistics say they may hold such rows (on a clustered table, the months the change touches, not its
+    history)."""
     from pyspark.sql import functions as F
 
     spark = inserts.sparkSession
@@ -176,6 +182,8 @@ def replace_matching(
         equal = column == F.col(f"_delete_{name}")
         condition = equal if condition is None else condition & equal
     assert condition is not None, "match names at least one column"
+    if within is not None:
+        condition = within & condition  # a target-only conjunct: Delta skips the files it excludes
     if rewrite:
         kept = read_table(spark, uri).join(F.broadcast(marked.distinct()), condition, "left_anti")
         return write_table(kept.unionByName(inserts), uri, mode="replace")  # it reads the version before itself

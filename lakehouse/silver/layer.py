@@ -58,6 +58,7 @@ from lakehouse.silver.transforms import (
     silver_rows,
     tally,
     typed_key,
+    value_range,
 )
 
 log = logging.getLogger(__name__)
@@ -356,6 +357,7 @@ class _Increment:
     matches: DataFrame  # quarantine match texts of the earlier rows (``_match_key``, ``_match_fk``)
     earlier_rows: int  # none: the run only adds rows
     rows: int = 0  # rows re-classified: a bound on each of the frames above
+    within: SparkColumn | None = None  # a clustered silver table: what every silver row it deletes meets
 
 
 def update_silver(
@@ -450,7 +452,7 @@ def update_silver(
                 _Increment(
                     table, keys, keys_touched(earlier, table), good,
                     quarantine_rows(classified, table, processed_at=processed_at), match_texts(earlier, table),
-                    earlier_rows, fresh_rows + earlier_rows,
+                    earlier_rows, fresh_rows + earlier_rows, _span(earlier, table) if earlier_rows else None,
                 )
             )  # fmt: skip
             if any(f.parent == table for f in FOREIGN_KEYS):  # a parent: its keys after the run, which came or went
@@ -480,6 +482,18 @@ def update_silver(
     finally:
         drop_candidates(pg, CANDIDATE_LAYERS)
     return report
+
+
+def _span(earlier: DataFrame, table: str) -> SparkColumn | None:
+    """For a clustered table, a condition every silver row of the ``earlier`` rows' keys meets: its first cluster
+    column lies within the range of theirs (each such row is one of them, typed). The MERGE then reads only the
+    files of the months the change touches. None for a table without clustering."""
+    cluster_by = SILVER[table].cluster_by
+    if not cluster_by:
+        return None
+    [(low, high)] = value_range(earlier, table, cluster_by[0]).collect()
+    column = F.col(f"`{cluster_by[0]}`")
+    return column.between(low, high) if low is not None else F.lit(False)  # no row parses: none is in silver
 
 
 def _unchanged(spark: SparkSession, table: str) -> _Increment:
@@ -548,20 +562,20 @@ def _lake_changes(settings: Settings, item: _Increment, report: SilverReport) ->
     run = report.tables[item.table].run
     assert run is not None
     writes: list[_LakeWrite] = []
-    for schema, inserts, rows, deletes, match, contract in (
+    for schema, inserts, rows, deletes, match, within, contract in (
         ("silver", item.silver, run.silver_rows, item.seen,
-         [("_key", F.col(f"`{SILVER[item.table].key[0]}`"))], SILVER[item.table]),
+         [("_key", F.col(f"`{SILVER[item.table].key[0]}`"))], item.within, SILVER[item.table]),
         ("quarantine", item.quarantine, run.quarantined, item.matches,
-         _quarantine_match(item.table), quarantine_table(item.table)),
+         _quarantine_match(item.table), None, quarantine_table(item.table)),
     ):  # fmt: skip
         uri = lake.table_uri(settings, schema, item.table)
         if item.earlier_rows > 0:
             # A table without a layout is one small file, which a MERGE rewrites as soon as a delete matches in it:
-            # a rewrite costs fewer Spark jobs. Silver performance is clustered by month: a MERGE rewrites only the
-            # months it touches.
+            # a rewrite costs fewer Spark jobs. Silver performance is clustered by month: a MERGE reads (``within``)
+            # and rewrites only the months it touches.
             write = functools.partial(
                 lake.replace_matching, inserts, uri, deletes=deletes, match=match,
-                rewrite=not (contract.partition_by or contract.cluster_by),
+                rewrite=not (contract.partition_by or contract.cluster_by), within=within,
             )  # fmt: skip
         elif rows:
             write = functools.partial(

@@ -124,19 +124,28 @@ def tally(classified: DataFrame) -> DataFrame:
 # batch touches (and the rows whose parent key came or went) gives what a rebuild from all history gives.
 
 
+def typed_value(table: str, name: str) -> SparkColumn:
+    """Column ``name`` of a row holding ``table``'s raw columns (bronze or quarantine) as its silver row holds it;
+    null if unparseable."""
+    column = SILVER[table].column(name)
+    return typed(column).cast(column.spark_type)
+
+
 def typed_key(table: str) -> SparkColumn:
     """The typed primary key of a row holding ``table``'s raw columns (bronze or quarantine); null if unparseable."""
-    key = SILVER[table].column(SILVER[table].key[0])
-    return typed(key).cast(key.spark_type)
+    return typed_value(table, SILVER[table].key[0])
 
 
 def typed_foreign_key(table: str) -> SparkColumn | None:
     """The typed foreign key of a row holding ``table``'s raw columns, or None when ``table`` has no parent."""
     fk = foreign_key(table)
-    if fk is None:
-        return None
-    column = SILVER[table].column(fk.column)
-    return typed(column).cast(column.spark_type)
+    return None if fk is None else typed_value(table, fk.column)
+
+
+def value_range(rows: DataFrame, table: str, name: str) -> DataFrame:
+    """One row, ``(low, high)``: the least and greatest typed ``name`` of bronze ``rows`` (nulls when none parses)."""
+    value = typed_value(table, name)
+    return rows.agg(F.min(value).alias("low"), F.max(value).alias("high"))
 
 
 def match_texts(rows: DataFrame, table: str) -> DataFrame:

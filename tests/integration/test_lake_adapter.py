@@ -3,7 +3,9 @@ appends, all-or-nothing replaces, and one file per partition value per write."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,6 +139,53 @@ def test_replace_matching_deletes_the_matched_rows_and_adds_the_inserts_in_one_c
     if rewrite:
         assert len(_data_files_of_last_commit(spark, uri)) == 1
         assert lake.table_size(spark, uri)[0] == 1
+
+
+@pytest.mark.parametrize("rewrite", [False, True], ids=["merge", "rewrite"])
+def test_replace_matching_within_deletes_only_rows_meeting_it(
+    spark: Any, table_uri: Callable[[str], str], rewrite: bool
+) -> None:
+    """``within`` is part of the match: a target row whose key is a delete's but which does not meet it stays."""
+    uri = table_uri("matching_within")
+    schema = "id int, day date, v string"
+    jan, feb = dt.date(2024, 1, 10), dt.date(2024, 2, 10)
+    lake.write_table(spark.createDataFrame([(1, jan, "old"), (2, jan, "old")], schema), uri, mode="replace")
+    lake.write_table(spark.createDataFrame([(1, feb, "old"), (3, feb, "old")], schema), uri, mode="append")
+    deletes = spark.createDataFrame([(1,), (3,)], "k int")
+    inserts = spark.createDataFrame([(1, jan, "new")], schema)
+    january = F.col("day").between(dt.date(2024, 1, 1), dt.date(2024, 1, 31))
+
+    lake.replace_matching(inserts, uri, deletes=deletes, match=[("k", F.col("id"))], rewrite=rewrite, within=january)
+
+    after = sorted(tuple(r) for r in lake.read_table(spark, uri).collect())
+    assert after == [(1, jan, "new"), (1, feb, "old"), (2, jan, "old"), (3, feb, "old")]
+
+
+def test_a_merge_within_a_range_reads_only_the_files_that_may_hold_it(spark: Any, local_lake: str) -> None:
+    """The MERGE skips the files ``within`` excludes by their statistics: with February's file moved away, a
+    MERGE within January still commits (one that read every file would fail on the missing one), and touches
+    nothing of February."""
+    uri = f"{local_lake}/silver/matching_skips"
+    schema = "id int, day date, v string"
+    jan, feb = dt.date(2024, 1, 10), dt.date(2024, 2, 10)
+    lake.write_table(spark.createDataFrame([(1, jan, "old"), (2, jan, "old")], schema), uri, mode="replace")
+    lake.write_table(spark.createDataFrame([(3, feb, "old")], schema), uri, mode="append")
+    [february] = [Path(uri.removeprefix("file:")) / name for name in _data_files_of_last_commit(spark, uri)]
+    january = F.col("day").between(dt.date(2024, 1, 1), dt.date(2024, 1, 31))
+    deletes = spark.createDataFrame([(1,)], "k int")
+    inserts = spark.createDataFrame([(1, jan, "new")], schema)
+    aside = february.with_name("aside.parquet")
+    february.rename(aside)
+    try:
+        with pytest.raises(Exception, match=r"(?i)file.*(not (found|exist))|FileNotFound|does not exist"):
+            lake.replace_matching(inserts, uri, deletes=deletes, match=[("k", F.col("id"))])  # reads every file
+        result = lake.replace_matching(inserts, uri, deletes=deletes, match=[("k", F.col("id"))], within=january)
+    finally:
+        aside.rename(february)
+
+    assert result.written
+    after = sorted(tuple(r) for r in lake.read_table(spark, uri).collect())
+    assert after == [(1, jan, "new"), (2, jan, "old"), (3, feb, "old")]
 
 
 def test_missing_table_has_no_version(spark: Any, table_uri: Callable[[str], str]) -> None:

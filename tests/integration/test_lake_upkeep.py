@@ -94,6 +94,34 @@ def test_after_ten_runs_and_maintenance_the_lake_is_near_its_current_size(spark:
     assert report.reclaimed_bytes > 5 * lake.table_size(spark, silver)[1]  # most of nine superseded versions
 
 
+@pytest.mark.parametrize("checksum", [True, False], ids=["checksum", "no-checksum"])
+def test_a_tables_current_bytes_are_its_latest_versions_files_with_or_without_a_checksum(
+    spark: Any, local_lake: str, checksum: bool
+) -> None:
+    """The current bytes are the sum of the current version's data files: read from the latest commit's checksum,
+    or from the log when that checksum is missing; a folder with no table has no bytes."""
+    uri = f"{local_lake}/silver/sized"
+    lake.write_table(_performance(spark, rows_per_day=5, seed=1), uri, mode="replace", cluster_by=CLUSTER)
+    lake.write_table(_performance(spark, rows_per_day=1, seed=2), uri, mode="append")
+    deletes = spark.createDataFrame([(3,), (5,)], "k int")
+    lake.replace_matching(
+        _performance(spark, rows_per_day=1, seed=3), uri, deletes=deletes, match=[("k", F.col("campaign_id"))]
+    )
+    version = lake.table_version(spark, uri)
+    log = Path(uri.removeprefix("file:")) / "_delta_log"
+    if not checksum:
+        (log / f"{version:020d}.crc").unlink()
+    assert (log / f"{version:020d}.crc").exists() == checksum
+    current = sum(Path(f.removeprefix("file:")).stat().st_size for f in lake.read_table(spark, uri).inputFiles())
+    absent = f"{local_lake}/silver/absent"
+
+    storages = lake_upkeep.table_storages(spark, [uri, absent])
+
+    assert storages[uri].current_bytes == current > 0
+    assert storages[uri].disk_bytes > current  # the replaced files are still on disk
+    assert storages[absent] == lake_upkeep.TableStorage()
+
+
 def _vacuums(spark: Any, uri: str) -> int:
     return sum(v.operation == "VACUUM END" for v in lake_upkeep.history(spark, uri))
 

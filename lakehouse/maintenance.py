@@ -111,8 +111,9 @@ def maintain_lake(
 
     With ``when_due`` (what a run does when it ends) only what is due is done: a table with at least
     :data:`COMPACT_MIN_FILES` files is compacted, and a VACUUM runs where :func:`lake_upkeep.vacuum_due` (as of
-    ``now``) finds something to delete; a table with nothing due costs one ``describe detail`` and one history
-    read, where a VACUUM costs seconds and adds two commits to the log.
+    ``now``) finds something to delete; a table with nothing due costs one history read (the file counts of all
+    tables come from one read of their latest checksums), where a VACUUM costs seconds and adds two commits to the
+    log.
 
     Raises:
         UnsafeRetentionError: the retention is below ``min_retention_hours``; checked before any table is touched.
@@ -125,12 +126,13 @@ def maintain_lake(
     def due(layer: str, table: str, uri: str) -> tuple[bool, str | bool | None]:
         """Whether to compact the table, and why to VACUUM it (or not)."""
         clustered = layer == "silver" and table in SILVER and bool(SILVER[table].cluster_by)
-        compact = not clustered and (not when_due or lake.table_size(spark, uri)[0] >= COMPACT_MIN_FILES)
+        compact = not clustered and (not when_due or sizes.get(uri, (0, 0))[0] >= COMPACT_MIN_FILES)
         vacuum = not when_due or lake_upkeep.vacuum_due(spark, uri, retention_hours=retention, now=moment)
         return compact, vacuum
 
     # Every table's check at once (each mostly waits on its log reads); then the upkeep that is due, one by one.
     tables = [(layer, table, lake.table_uri(settings, layer, table)) for layer, table in lake_tables(spark, settings)]
+    sizes = lake.table_sizes(spark, [uri for *_, uri in tables]) if when_due else {}  # files: one read for all
     plans = in_parallel(spark, [functools.partial(due, *table) for table in tables])
     report.checked = len(tables)
     for (layer, table, uri), (compact, vacuum) in zip(tables, plans, strict=True):
@@ -146,7 +148,7 @@ def maintain_lake(
 
 
 def table_storages(spark: SparkSession, settings: Settings) -> dict[tuple[str, str], TableStorage]:
-    """Every lake table's storage (one ``describe detail`` each, one listing for all), by ``(layer, table)``."""
+    """Every lake table's storage (current bytes from each latest checksum, one listing for all), by layer and table."""
     uris = {(layer, table): lake.table_uri(settings, layer, table) for layer, table in lake_tables(spark, settings)}
     storages = lake_upkeep.table_storages(spark, list(uris.values()))
     return {key: storages[uri] for key, uri in uris.items()}

@@ -16,6 +16,9 @@ Guarantees, all from Delta's transaction log (a plain Parquet folder on an objec
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -254,5 +257,86 @@ def table_version(spark: SparkSession, uri: str) -> int | None:
 
 def table_size(spark: SparkSession, uri: str) -> tuple[int, int]:
     """``(files, bytes)`` of the Delta table's current version; ``(0, 0)`` when there is no table."""
-    rows = rows_if_table(spark, f"describe detail {delta_table(uri)}", "numFiles", "sizeInBytes")
-    return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+    return table_sizes(spark, [uri]).get(uri, (0, 0))
+
+
+def table_sizes(spark: SparkSession, uris: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """``(files, bytes)`` of the current version of each Delta table among ``uris`` (a uri with no table is left
+    out), without replaying any log.
+
+    Which of them are tables, and each one's latest commit, come from what Spark plans to read in their logs
+    (no job). The sizes are the ``numFiles`` and ``tableSizeBytes`` of that commit's checksum (``<version>.crc``,
+    which Delta writes after each commit): one read for all the tables. A table whose latest commit has no
+    checksum gets a ``describe detail`` (all of those at once), which replays its log."""
+    from lakehouse.adapters.spark import in_parallel
+
+    logs = _log_files(spark, uris)
+    sizes = _checksum_sizes(spark, {uri: files for uri, files in logs.items() if files})
+    unknown = [uri for uri, files in logs.items() if files and uri not in sizes]
+    details = in_parallel(
+        spark,
+        [
+            functools.partial(rows_if_table, spark, f"describe detail {delta_table(uri)}", "numFiles", "sizeInBytes")
+            for uri in unknown
+        ],
+    )
+    for uri, rows in zip(unknown, details, strict=True):
+        if rows:
+            sizes[uri] = (int(rows[0][0] or 0), int(rows[0][1] or 0))
+    return sizes
+
+
+_COMMIT = re.compile(r"(\d{20})\.json")
+
+
+def _log_files(spark: SparkSession, uris: Sequence[str]) -> dict[str, list[str]]:
+    """The files in each table's log (none where there is no table), from what Spark plans to read: no job."""
+    from pyspark.errors import AnalysisException
+
+    if not uris:
+        return {}
+    try:
+        found = spark.read.format("binaryFile").load([f"{uri.rstrip('/')}/_delta_log/*" for uri in uris]).inputFiles()
+    except AnalysisException as exc:
+        if exc.getCondition() != "PATH_NOT_FOUND":
+            raise
+        if len(uris) == 1:
+            return {uris[0]: []}
+        return {uri: files for part in uris for uri, files in _log_files(spark, [part]).items()}
+    logs: dict[str, list[str]] = {uri: [] for uri in uris}
+    folders = {uri: location(f"{uri}/_delta_log") for uri in uris}
+    for path in found:
+        where = location(path)
+        for uri, (host, folder) in folders.items():
+            if where[0] == host and where[1].rpartition("/")[0] == folder:
+                logs[uri].append(path)
+                break
+    return logs
+
+
+def _checksum_sizes(spark: SparkSession, logs: dict[str, list[str]]) -> dict[str, tuple[int, int]]:
+    """``(files, bytes)`` of each table whose latest commit has a checksum, read from it (one read for all)."""
+    checksums: dict[str, str] = {}
+    for uri, files in logs.items():
+        names = {path.rpartition("/")[2]: path for path in files}
+        versions = [m[1] for m in map(_COMMIT.fullmatch, names) if m]
+        latest = f"{max(versions)}.crc" if versions else None
+        if latest in names:
+            checksums[names[latest]] = uri
+    if not checksums:
+        return {}
+    contents = spark.read.format("binaryFile").load(list(checksums)).select("path", "content").collect()
+    by_location = {location(path): uri for path, uri in checksums.items()}
+    sizes: dict[str, tuple[int, int]] = {}
+    for path, content in contents:
+        checksum = json.loads(bytes(content))
+        files, size = checksum.get("numFiles"), checksum.get("tableSizeBytes")
+        if isinstance(files, int) and isinstance(size, int):
+            sizes[by_location[location(path)]] = (files, size)
+    return sizes
+
+
+def location(uri: str) -> tuple[str, str]:
+    """``(bucket, path)`` of a URI, decoded, without a trailing slash: ``file:/a`` and ``file:///a`` are one place."""
+    parts = urlsplit(uri)
+    return parts.netloc, unquote(parts.path).rstrip("/")

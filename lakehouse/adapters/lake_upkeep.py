@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
-import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
-from lakehouse.adapters.lake import delta_table, rows_if_table
-from lakehouse.adapters.spark import in_parallel, is_connect
+from lakehouse.adapters.lake import delta_table, location, rows_if_table, table_sizes
+from lakehouse.adapters.spark import is_connect
 from lakehouse.settings import MIN_RETENTION_HOURS, check_retention
 
 if TYPE_CHECKING:
@@ -66,97 +62,30 @@ def table_storage(spark: SparkSession, uri: str) -> TableStorage:
 
 
 def table_storages(spark: SparkSession, uris: Sequence[str]) -> dict[str, TableStorage]:
-    """:func:`table_storage` of each of ``uris``, from listings and one small read, without replaying any log.
-
-    Which of them are tables, and each one's latest commit, come from what Spark plans to read in their logs
-    (no job). The current version's bytes are the ``tableSizeBytes`` of that commit's checksum (``<version>.crc``,
-    which Delta writes after each commit): one read for all the tables. A table whose latest commit has no
-    checksum gets a ``describe detail`` (all of those at once), which replays its log.
+    """:func:`table_storage` of each of ``uris``, without replaying any log: their current bytes from
+    :func:`~lakehouse.adapters.lake.table_sizes`, and one listing for them all.
 
     The files on disk are what Spark lists for the tables' folders and logs (the ``binaryFile`` source, path and
     length only: no file is read), which also works on Spark Connect, where there is no Hadoop FileSystem at
     hand. Like any Spark listing it leaves out hidden files (``.``/``_`` names: ``_last_checkpoint``, local
     checksums of files).
     """
-    logs = _log_files(spark, uris)
-    tables = [uri for uri in uris if logs[uri]]
+    sizes = table_sizes(spark, uris)
+    tables = [uri for uri in uris if uri in sizes]
     disk = {uri: 0 for uri in tables}
     log = {uri: 0 for uri in tables}
     if tables:
         roots = [*tables, *(f"{uri}/_delta_log" for uri in tables)]
         files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(roots)
-        folders = {uri: _location(uri) for uri in tables}
+        folders = {uri: location(uri) for uri in tables}
         for path, length in files.select("path", "length").collect():
-            host, file = _location(path)
+            host, file = location(path)
             for uri, (table_host, folder) in folders.items():
                 if host == table_host and file.startswith(f"{folder}/"):
                     disk[uri] += int(length)
                     log[uri] += int(length) if file.startswith(f"{folder}/_delta_log/") else 0
                     break
-    current = _checksum_sizes(spark, {uri: logs[uri] for uri in tables})
-    unknown = [uri for uri in tables if uri not in current]
-    queries = [
-        functools.partial(rows_if_table, spark, f"describe detail {delta_table(uri)}", "sizeInBytes") for uri in unknown
-    ]
-    for uri, rows in zip(unknown, in_parallel(spark, queries), strict=True):
-        if rows:
-            current[uri] = int(rows[0][0] or 0)
-    return {uri: TableStorage(current[uri], disk[uri], log[uri]) if uri in current else TableStorage() for uri in uris}
-
-
-_COMMIT = re.compile(r"(\d{20})\.json")
-
-
-def _log_files(spark: SparkSession, uris: Sequence[str]) -> dict[str, list[str]]:
-    """The files in each table's log (none where there is no table), from what Spark plans to read: no job."""
-    from pyspark.errors import AnalysisException
-
-    if not uris:
-        return {}
-    try:
-        found = spark.read.format("binaryFile").load([f"{uri.rstrip('/')}/_delta_log/*" for uri in uris]).inputFiles()
-    except AnalysisException as exc:
-        if exc.getCondition() != "PATH_NOT_FOUND":
-            raise
-        if len(uris) == 1:
-            return {uris[0]: []}
-        return {uri: files for part in uris for uri, files in _log_files(spark, [part]).items()}
-    logs: dict[str, list[str]] = {uri: [] for uri in uris}
-    folders = {uri: _location(f"{uri}/_delta_log") for uri in uris}
-    for path in found:
-        where = _location(path)
-        for uri, (host, folder) in folders.items():
-            if where[0] == host and where[1].rpartition("/")[0] == folder:
-                logs[uri].append(path)
-                break
-    return logs
-
-
-def _checksum_sizes(spark: SparkSession, logs: dict[str, list[str]]) -> dict[str, int]:
-    """The current bytes of each table whose latest commit has a checksum, read from it (one read for all)."""
-    checksums: dict[str, str] = {}
-    for uri, files in logs.items():
-        names = {path.rpartition("/")[2]: path for path in files}
-        versions = [m[1] for m in map(_COMMIT.fullmatch, names) if m]
-        latest = f"{max(versions)}.crc" if versions else None
-        if latest in names:
-            checksums[names[latest]] = uri
-    if not checksums:
-        return {}
-    contents = spark.read.format("binaryFile").load(list(checksums)).select("path", "content").collect()
-    by_location = {_location(path): uri for path, uri in checksums.items()}
-    sizes: dict[str, int] = {}
-    for path, content in contents:
-        size = json.loads(bytes(content)).get("tableSizeBytes")
-        if isinstance(size, int):
-            sizes[by_location[_location(path)]] = size
-    return sizes
-
-
-def _location(uri: str) -> tuple[str, str]:
-    """``(bucket, path)`` of a URI, decoded, without a trailing slash: ``file:/a`` and ``file:///a`` are one place."""
-    parts = urlsplit(uri)
-    return parts.netloc, unquote(parts.path).rstrip("/")
+    return {uri: TableStorage(sizes[uri][1], disk[uri], log[uri]) if uri in sizes else TableStorage() for uri in uris}
 
 
 def compact(spark: SparkSession, uri: str) -> int:

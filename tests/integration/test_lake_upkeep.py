@@ -95,11 +95,11 @@ def test_after_ten_runs_and_maintenance_the_lake_is_near_its_current_size(spark:
 
 
 @pytest.mark.parametrize("checksum", [True, False], ids=["checksum", "no-checksum"])
-def test_a_tables_current_bytes_are_its_latest_versions_files_with_or_without_a_checksum(
+def test_a_tables_current_files_and_bytes_are_its_latest_versions_with_or_without_a_checksum(
     spark: Any, local_lake: str, checksum: bool
 ) -> None:
-    """The current bytes are the sum of the current version's data files: read from the latest commit's checksum,
-    or from the log when that checksum is missing; a folder with no table has no bytes."""
+    """The current files and bytes are the current version's data files: read from the latest commit's checksum,
+    or from the log when that checksum is missing; a folder with no table has none."""
     uri = f"{local_lake}/silver/sized"
     lake.write_table(_performance(spark, rows_per_day=5, seed=1), uri, mode="replace", cluster_by=CLUSTER)
     lake.write_table(_performance(spark, rows_per_day=1, seed=2), uri, mode="append")
@@ -112,11 +112,14 @@ def test_a_tables_current_bytes_are_its_latest_versions_files_with_or_without_a_
     if not checksum:
         (log / f"{version:020d}.crc").unlink()
     assert (log / f"{version:020d}.crc").exists() == checksum
-    current = sum(Path(f.removeprefix("file:")).stat().st_size for f in lake.read_table(spark, uri).inputFiles())
+    files = lake.read_table(spark, uri).inputFiles()
+    current = sum(Path(f.removeprefix("file:")).stat().st_size for f in files)
     absent = f"{local_lake}/silver/absent"
 
+    sizes = lake.table_sizes(spark, [uri, absent])
     storages = lake_upkeep.table_storages(spark, [uri, absent])
 
+    assert sizes == {uri: (len(files), current)}
     assert storages[uri].current_bytes == current > 0
     assert storages[uri].disk_bytes > current  # the replaced files are still on disk
     assert storages[absent] == lake_upkeep.TableStorage()

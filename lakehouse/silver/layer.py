@@ -486,14 +486,15 @@ def update_silver(
 
 def _span(earlier: DataFrame, table: str) -> SparkColumn | None:
     """For a clustered table, a condition every silver row of the ``earlier`` rows' keys meets: its first cluster
-    column lies within the range of theirs (each such row is one of them, typed). The MERGE then reads only the
-    files of the months the change touches. None for a table without clustering."""
+    column lies within the range of theirs (each such row is one of them, typed), or is null where it may be. The
+    MERGE then reads only the files of the months the change touches. None for a table without clustering."""
     cluster_by = SILVER[table].cluster_by
     if not cluster_by:
         return None
     [(low, high)] = value_range(earlier, table, cluster_by[0]).collect()
     column = F.col(f"`{cluster_by[0]}`")
-    return column.between(low, high) if low is not None else F.lit(False)  # no row parses: none is in silver
+    within = column.between(low, high) if low is not None else F.lit(False)  # none parses: none is a silver row's
+    return within if SILVER[table].column(cluster_by[0]).required else within | column.isNull()
 
 
 def _unchanged(spark: SparkSession, table: str) -> _Increment:

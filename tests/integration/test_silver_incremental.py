@@ -221,3 +221,30 @@ def test_a_table_without_new_rows_whose_parent_kept_its_keys_is_left_as_it_was(
     after = {name: lake.table_version(spark, lake.table_uri(config, *name.split("."))) for name in lake_versions}
     changed = sorted(name for name in lake_versions if after[name] != lake_versions[name])
     assert changed == ["silver.performance"]  # performance 100's newer version replaced the old one
+
+
+@pytest.mark.parametrize("required", [True, False], ids=["required", "nullable"])
+def test_the_merges_date_range_holds_every_silver_row_the_earlier_rows_can_be(
+    spark: Any, monkeypatch: pytest.MonkeyPatch, required: bool
+) -> None:
+    """The condition an incremental MERGE into clustered silver reads within: the dates of the earlier rows that
+    parse (each silver row it deletes is one of them), and null dates where the cluster column may be null."""
+    from dataclasses import replace
+
+    from lakehouse.silver import layer
+
+    contract = SILVER["performance"]
+    columns = tuple(replace(c, required=required) if c.name == "date" else c for c in contract.columns)
+    monkeypatch.setitem(SILVER, "performance", replace(contract, columns=columns))
+    earlier = spark.createDataFrame([("2024-01-05",), (" 2024-01-20 ",), ("not a date",), (None,)], "date string")
+    published = spark.createDataFrame(
+        [(dt.date(2024, 1, 4),), (dt.date(2024, 1, 5),), (dt.date(2024, 1, 20),), (dt.date(2024, 1, 21),), (None,)],
+        "date date",
+    )
+
+    within = layer._span(earlier, "performance")
+
+    assert within is not None
+    kept = [r.date for r in published.where(within).collect()]
+    assert kept == [dt.date(2024, 1, 5), dt.date(2024, 1, 20)] + ([] if required else [None])
+    assert layer._span(earlier, "advertisers") is None  # no clustering: the MERGE reads every file

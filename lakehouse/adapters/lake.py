@@ -267,7 +267,7 @@ def table_sizes(spark: SparkSession, uris: Sequence[str]) -> dict[str, tuple[int
     Which of them are tables, and each one's latest commit, come from what Spark plans to read in their logs
     (no job). The sizes are the ``numFiles`` and ``tableSizeBytes`` of that commit's checksum (``<version>.crc``,
     which Delta writes after each commit): one read for all the tables. A table whose latest commit has no
-    checksum gets a ``describe detail`` (all of those at once), which replays its log."""
+    checksum, or one that is not JSON, gets a ``describe detail`` (all of those at once), which replays its log."""
     from lakehouse.adapters.spark import in_parallel
 
     logs = _log_files(spark, uris)
@@ -329,7 +329,10 @@ def _checksum_sizes(spark: SparkSession, logs: dict[str, list[str]]) -> dict[str
     by_location = {location(path): uri for path, uri in checksums.items()}
     sizes: dict[str, tuple[int, int]] = {}
     for path, content in contents:
-        checksum = json.loads(bytes(content))
+        try:
+            checksum = json.loads(bytes(content))
+        except ValueError:  # not JSON (a torn write): describe detail it
+            continue
         files, size = checksum.get("numFiles"), checksum.get("tableSizeBytes")
         if isinstance(files, int) and isinstance(size, int):
             sizes[by_location[location(path)]] = (files, size)

@@ -12,6 +12,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 from pyspark.sql import Column as SparkColumn
@@ -36,7 +37,7 @@ from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import Reconciliation, last_audit, passed_runs, reconciliation_of, record_reconciliation
 from lakehouse.bronze.ingest_log import completed_batches, tables_in
 from lakehouse.bronze.layer import read_bronze
-from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, quarantine_table
+from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, bronze_table, quarantine_table
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.scan import CheckResult
 from lakehouse.report import SummaryRow
@@ -292,12 +293,15 @@ def _counts(*classified: DataFrame) -> list[tuple[dict[str, int], dict[str, int]
 # A row's outcome depends on nothing but the bronze rows of its key (validity, versions in its batch, the latest
 # valid batch) and, for a child, on whether its foreign key is a key of the final parent silver. So a run
 # re-classifies, per table: every row of the new batches; every earlier row of a key those rows touch; and every
-# earlier row whose parent key came into or went out of the parent's silver (its orphan rule may flip). Every other
-# row keeps its outcome, so the published rows of the other keys stay as they are. One scan of the earlier batches
-# finds those rows; the touched keys among them are exactly the touched keys published before (every earlier row
-# left a silver or quarantine row of its key: a superseded or duplicate row shares its key with one), so they name
-# the published rows the run replaces. A table with no row in the new batches whose parent's silver keys did not
-# change has nothing to re-classify: the run leaves it as it was, without reading its history.
+# earlier row whose parent key came into or went out of the parent's silver (its orphan rule may flip), with the
+# other earlier rows of its key. Every other row keeps its outcome, so the published rows of the other keys stay as
+# they are. Scans of the earlier batches find those rows: one for the keys of the new rows, which needs no parent,
+# so the three tables make it at once; then, when parent keys came or went, one for the rows they name, and one for
+# the other rows of those rows' keys when there are any. The touched keys among the earlier rows are exactly the
+# touched keys published before (every earlier row left a silver or quarantine row of its key: a superseded or
+# duplicate row shares its key with one), so they name the published rows the run replaces. A table with no row in
+# the new batches whose parent's silver keys did not change has nothing to re-classify: the run leaves it as it
+# was, without reading its history.
 
 
 @dataclass(frozen=True)
@@ -374,104 +378,44 @@ def update_silver(
     """Bring the published silver (``base``) up to every completed bronze batch (``batches``), write-audit-publish,
     re-classifying only what the new batches can change (see the comment above :class:`Published`).
 
-    The candidate is the change: per table, the rows to insert and what identifies the rows to delete, loaded into
-    the candidate schemas, where a view shows each table as the change would leave it; the audit (reconciliation,
-    cumulative and of the run, then ``audit``) reads the views. Then one PostgreSQL transaction applies the six
-    changes and one Delta commit per table does (a MERGE; an append when no earlier row changed).
+    The three tables are classified at once, one thread each (:func:`~lakehouse.adapters.spark.in_parallel`): a
+    child does the work its parent cannot change (its new rows, their keys, those keys' earlier rows) while the
+    parent is classified, then waits for the parent's silver keys. The candidate is the change: per table, the
+    rows to insert and what identifies the rows to delete, loaded into the candidate schemas, where a view shows
+    each table as the change would leave it; the audit (reconciliation, cumulative and of the run, then ``audit``)
+    reads the views. Then one PostgreSQL transaction applies the six changes and one Delta commit per table does
+    (a MERGE; an append when no earlier row changed).
 
     Raises:
         AuditFailedError, PublishTimeoutError: as :func:`build_silver`; nothing was published.
     """
     new = [b for b in batches if b not in set(base.batches)]
     report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES}, batches=tuple(batches))
-
-    def cache(frame: DataFrame) -> DataFrame:
-        """Materialize intermediate results (on the executors, memory then disk): each later plan starts from them,
-        so plans stay small. Most are small; the earlier rows of the touched keys are as big as those keys' history."""
-        return frame.localCheckpoint(eager=True)
-
-    increments: list[_Increment] = []
-    parent_after: DataFrame | None = None  # the parent's silver keys after this run (its key column)
-    parent_changed: DataFrame | None = None  # parent keys that came or went (``_key``); None: none did
-    parent_before: dict[str, DataFrame] = {}  # each parent's published silver keys (its key column)
     arrived = tables_in(spark, settings, new)  # the tables with a file in the new batches
+    keys_of: dict[str, Future[_ParentKeys]] = {f.parent: Future() for f in FOREIGN_KEYS}
+
+    def update(index: int, table: str) -> _Increment:
+        log.info("silver: table %d/%d, %s (incremental)", index, len(TABLES), table, extra={"progress": True})
+        fk = foreign_key(table)
+        try:
+            return _update_table(
+                spark, settings, table, report.tables[table], base=base, new=new, arrived=table in arrived,
+                processed_at=processed_at, parent=keys_of[fk.parent] if fk else None, keys=keys_of.get(table),
+            )  # fmt: skip
+        except BaseException:
+            if table in keys_of and not keys_of[table].done():  # its children stop waiting, and say why
+                keys_of[table].set_exception(
+                    LakehouseError(f"silver/{table} failed, so its children were not classified")
+                )
+            raise
+
     try:
-        for index, table in enumerate(TABLES, start=1):
-            log.info("silver: table %d/%d, %s (incremental)", index, len(TABLES), table, extra={"progress": True})
-            started = time.monotonic()
-            key = SILVER[table].key[0]
-            fk = foreign_key(table)
-            entry = report.tables[table]
-            if table not in arrived and (fk is None or parent_changed is None):
-                # No new row, and every foreign key checks against the same parent keys: no outcome can change.
-                increments.append(_unchanged(spark, table))
-                previous = base.balance[table]
-                entry.bronze_rows, entry.duplicates, entry.superseded = (
-                    previous.bronze_rows,
-                    previous.duplicates,
-                    previous.superseded,
-                )
-                entry.run = Reconciliation(table, 0, 0, 0, 0, 0)
-                if any(f.parent == table for f in FOREIGN_KEYS):  # its keys stay; parent_changed is None already
-                    published_keys = lake.read_table(spark, lake.table_uri(settings, "silver", table)).select(key)
-                    parent_before[table] = parent_after = published_keys
-                entry.seconds = time.monotonic() - started
-                log.info("silver/%s: no new rows and no parent key came or went: left as it was", table)
-                continue
-            fresh = read_bronze(spark, settings, table, new)
-            history = read_bronze(spark, settings, table, list(base.batches))
-            keys = keys_touched(fresh, table)
-            moved_orphans = None
-            if fk is not None and parent_changed is not None:
-                moved = cache(rows_of_parents(history, table, parent_changed))  # one scan of the history for both
-                keys = keys.unionByName(keys_touched(moved, table)).distinct()
-                moved_orphans = moved.where(typed_key(table).isNull())
-            keys = cache(keys)
-            # One scan of the history finds the earlier rows of the touched keys; the keys among them are the ones
-            # published before (every earlier row of a key left a silver or quarantine row of that key).
-            earlier = rows_of_keys(history, table, keys)
-            if moved_orphans is not None:
-                earlier = earlier.unionByName(moved_orphans)
-            earlier = cache(earlier)
-            classified = cache(classify(fresh.unionByName(earlier), table, parent_after))
-            before = classify(earlier, table, parent_before.get(fk.parent) if fk else None)
-            # Every row has one outcome, so the sums are row counts; the run's outcomes and the earlier rows' former
-            # ones come from one job.
-            (now_counts, entry.by_rule), (then_counts, _) = _counts(classified, before)
-            earlier_rows = sum(then_counts.values())
-            fresh_rows = sum(now_counts.values()) - earlier_rows
-            previous = base.balance[table]
-            entry.bronze_rows = previous.bronze_rows + fresh_rows
-            entry.duplicates = previous.duplicates - then_counts[DUPLICATE] + now_counts[DUPLICATE]
-            entry.superseded = previous.superseded - then_counts[SUPERSEDED] + now_counts[SUPERSEDED]
-            entry.run = Reconciliation(
-                table, fresh_rows + earlier_rows, 0, 0, now_counts[DUPLICATE], now_counts[SUPERSEDED]
-            )  # silver and quarantined: the rows loaded, below
-            good = cache(silver_rows(classified, table, processed_at=processed_at))
-            increments.append(
-                _Increment(
-                    table, keys, keys_touched(earlier, table), good,
-                    quarantine_rows(classified, table, processed_at=processed_at), match_texts(earlier, table),
-                    earlier_rows, fresh_rows + earlier_rows, _span(earlier, table) if earlier_rows else None,
-                )
-            )  # fmt: skip
-            if any(f.parent == table for f in FOREIGN_KEYS):  # a parent: its keys after the run, which came or went
-                silver_uri = lake.table_uri(settings, "silver", table)
-                published_keys = lake.read_table(spark, silver_uri).select(F.col(key).alias("_key"))
-                parent_before[table] = published_keys.withColumnRenamed("_key", key)
-                before_keys = published_keys.join(F.broadcast(keys), "_key", "left_semi")
-                changed = cache(changed_keys(before_keys, good.select(F.col(key).alias("_key"))))
-                parent_changed = changed if changed.count() > 0 else None
-                parent_after = cache(
-                    published_keys.join(F.broadcast(keys), "_key", "left_anti")
-                    .unionByName(good.select(F.col(key).alias("_key")))
-                    .withColumnRenamed("_key", key)
-                )
-            entry.seconds = time.monotonic() - started
-            log.info(
-                "silver/%s: %d new bronze rows, %d earlier re-classified -> %s", table, fresh_rows, earlier_rows,
-                now_counts,
-            )  # fmt: skip
+        timed = in_parallel_timed(
+            spark, [functools.partial(update, index, table) for index, table in enumerate(TABLES, start=1)]
+        )
+        increments = [increment for increment, _ in timed]
+        for table, (_, seconds) in zip(TABLES, timed, strict=True):
+            report.tables[table].seconds = seconds
         changes = _stage_increments(report, increments, pg, new)
         _audit(report, pg, audit)
         started = time.monotonic()
@@ -482,6 +426,113 @@ def update_silver(
     finally:
         drop_candidates(pg, CANDIDATE_LAYERS)
     return report
+
+
+@dataclass(frozen=True)
+class _ParentKeys:
+    """A parent's silver keys, as its children's foreign keys are checked against them: as published before the
+    run and as the run leaves them (both in the parent's key column), and the keys that came or went (``_key``;
+    None when none did)."""
+
+    before: DataFrame
+    after: DataFrame
+    changed: DataFrame | None
+
+
+def _materialized(frame: DataFrame) -> DataFrame:
+    """Materialize an intermediate result (on the executors, memory then disk): each later plan starts from it, so
+    plans stay small. Most are small; the earlier rows of the touched keys are as big as those keys' history."""
+    return frame.localCheckpoint(eager=True)
+
+
+def _update_table(
+    spark: SparkSession,
+    settings: Settings,
+    table: str,
+    entry: SilverTableReport,
+    *,
+    base: Published,
+    new: Sequence[str],
+    arrived: bool,
+    processed_at: dt.datetime,
+    parent: Future[_ParentKeys] | None,
+    keys: Future[_ParentKeys] | None,
+) -> _Increment:
+    """Re-classify what the new batches can change in one table (``entry`` gets its counts); ``parent`` gives the
+    parent's keys (waited for once the work they cannot change is done), ``keys`` receives this table's for its
+    children, as soon as its silver rows are known."""
+    started = time.monotonic()
+    key = SILVER[table].key[0]
+    silver_uri = lake.table_uri(settings, "silver", table)
+    history = read_bronze(spark, settings, table, list(base.batches))
+    if arrived:  # what no parent can change: the new rows, their keys, and those keys' earlier rows (one scan)
+        fresh = _materialized(read_bronze(spark, settings, table, list(new)))
+        touched = _materialized(keys_touched(fresh, table))
+        earlier = _materialized(rows_of_keys(history, table, touched))
+    above = parent.result() if parent is not None else None
+    if not arrived and (above is None or above.changed is None):
+        # No new row, and every foreign key checks against the same parent keys: no outcome can change.
+        previous = base.balance[table]
+        entry.bronze_rows, entry.duplicates, entry.superseded = (
+            previous.bronze_rows,
+            previous.duplicates,
+            previous.superseded,
+        )
+        entry.run = Reconciliation(table, 0, 0, 0, 0, 0)
+        if keys is not None:  # its keys stay
+            published = lake.read_table(spark, silver_uri).select(key)
+            keys.set_result(_ParentKeys(published, published, None))
+        log.info("silver/%s: no new rows and no parent key came or went: left as it was", table)
+        return _unchanged(spark, table)
+    if not arrived:  # a parent key came or went: only earlier rows can change
+        fresh = empty_frame(spark, bronze_table(table).spark_schema())
+        touched = empty_frame(spark, f"_key {SILVER[table].column(key).spark_type}")
+        earlier = fresh
+    if above is not None and above.changed is not None:
+        # The earlier rows whose parent key came or went (their orphan rule may flip): one more scan. Their keys
+        # not touched yet need those keys' other earlier rows too (a third scan, only when there are any).
+        moved = _materialized(rows_of_parents(history, table, above.changed))
+        extra = keys_touched(moved, table).join(F.broadcast(touched), "_key", "left_anti")
+        earlier = earlier.unionByName(moved.where(typed_key(table).isNull()))
+        if not extra.isEmpty():
+            earlier = _materialized(earlier.unionByName(rows_of_keys(history, table, extra)))
+        touched = touched.unionByName(extra)
+    classified = _materialized(classify(fresh.unionByName(earlier), table, above.after if above else None))
+    good = _materialized(silver_rows(classified, table, processed_at=processed_at))
+    if keys is not None:  # a parent: its keys after the run, and which came or went; its children wait on them
+        published = lake.read_table(spark, silver_uri).select(F.col(key).alias("_key"))
+        before_keys = published.join(F.broadcast(touched), "_key", "left_semi")
+        changed = _materialized(changed_keys(before_keys, good.select(F.col(key).alias("_key"))))
+        after = _materialized(
+            published.join(F.broadcast(touched), "_key", "left_anti")
+            .unionByName(good.select(F.col(key).alias("_key")))
+            .withColumnRenamed("_key", key)
+        )
+        keys.set_result(
+            _ParentKeys(published.withColumnRenamed("_key", key), after, None if changed.isEmpty() else changed)
+        )
+    before = classify(earlier, table, above.before if above else None)
+    # Every row has one outcome, so the sums are row counts; the run's outcomes and the earlier rows' former ones
+    # come from one job.
+    (now_counts, entry.by_rule), (then_counts, _) = _counts(classified, before)
+    earlier_rows = sum(then_counts.values())
+    fresh_rows = sum(now_counts.values()) - earlier_rows
+    previous = base.balance[table]
+    entry.bronze_rows = previous.bronze_rows + fresh_rows
+    entry.duplicates = previous.duplicates - then_counts[DUPLICATE] + now_counts[DUPLICATE]
+    entry.superseded = previous.superseded - then_counts[SUPERSEDED] + now_counts[SUPERSEDED]
+    entry.run = Reconciliation(
+        table, fresh_rows + earlier_rows, 0, 0, now_counts[DUPLICATE], now_counts[SUPERSEDED]
+    )  # silver and quarantined: the rows loaded, below
+    log.info(
+        "silver/%s: %d new bronze rows, %d earlier re-classified in %.1fs -> %s", table, fresh_rows, earlier_rows,
+        time.monotonic() - started, now_counts,
+    )  # fmt: skip
+    return _Increment(
+        table, touched, keys_touched(earlier, table), good,
+        quarantine_rows(classified, table, processed_at=processed_at), match_texts(earlier, table),
+        earlier_rows, fresh_rows + earlier_rows, _span(earlier, table) if earlier_rows else None,
+    )  # fmt: skip
 
 
 def _span(earlier: DataFrame, table: str) -> SparkColumn | None:

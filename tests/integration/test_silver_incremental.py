@@ -97,6 +97,19 @@ PARTIAL = [
     {"advertisers": ["2,Acme,Retail,US,"]},
 ]
 
+# A key with earlier rows of two parents: campaign 10's newer version names advertiser 1, invalid, so it is an
+# orphan and the older one (advertiser 2) stays silver. Advertiser 1 then turns valid in a batch without campaigns:
+# the newer version, found through its parent, now wins, and the older one, found only through its key, is
+# superseded. A run that re-classified the first without the second would not reconcile.
+TWO_PARENTS = [
+    {
+        "advertisers": ["1,Acme,Retail,Narnia,", "2,Bolt,Retail,US,"],
+        "campaigns": ["10,2,C,Search,Active,Sales,2024-01-01,2024-01-31,10.00,310.00"],
+    },
+    {"campaigns": ["10,1,C,Search,Active,Sales,2024-01-01,2024-01-31,12.00,310.00"]},
+    {"advertisers": ["1,Acme,Retail,US,"]},
+]
+
 
 @settings(
     max_examples=3,
@@ -104,6 +117,7 @@ PARTIAL = [
 )
 @example(batches=STORY)
 @example(batches=PARTIAL)
+@example(batches=TWO_PARENTS)
 @given(batches=st.lists(BATCH, min_size=1, max_size=3))
 def test_incremental_silver_equals_a_full_rebuild_after_every_batch(
     batches: list[dict[str, list[str]]], spark: Any, pg_service: PostgresSettings

@@ -262,3 +262,60 @@ def test_the_merges_date_range_holds_every_silver_row_the_earlier_rows_can_be(
     kept = [r.date for r in published.where(within).collect()]
     assert kept == [dt.date(2024, 1, 5), dt.date(2024, 1, 20)] + ([] if required else [None])
     assert layer._span(earlier, "advertisers") is None  # no clustering: the MERGE reads every file
+
+
+def test_a_parent_that_fails_stops_its_children_and_nothing_is_published(
+    spark: Any, pg_database: PostgresSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The three tables are classified at once, children waiting for their parent's keys. When the parent's
+    classification fails, its children stop waiting: the run ends with the parent's error (the children's, naming
+    the parent, noted on it) instead of hanging, and no silver or quarantine table gets a commit."""
+    import threading
+
+    from lakehouse.silver import layer
+
+    config = load_settings({"LAKEHOUSE_DATA_DIR": str(tmp_path / "lake")}, dotenv_path=None)
+
+    def run(step: int) -> Any:
+        batch = {  # each step a new version of every row: all three tables have new rows
+            "advertisers": [f"2,Bolt {step},Retail,US,"],
+            "campaigns": [f"11,2,C {step},Search,Active,Sales,2024-01-01,2024-01-31,10.00,310.00"],
+            "performance": [f"100,11,2024-01-02,{1000 + step},20,2,11.50,80.00"],
+        }
+        return run_layers(config, pg_database, layers=("bronze", "silver"), spark=spark,
+                          files=_land(tmp_path / f"landing-{step}", step, batch), now=START + dt.timedelta(hours=step),
+                          scan=False, maintain=False, log_line=lambda _: None)  # fmt: skip
+
+    assert run(0).status == "succeeded"
+    versions = {
+        (schema, table): lake.table_version(spark, lake.table_uri(config, schema, table))
+        for schema in ("silver", "quarantine")
+        for table in TABLES
+    }
+    classify = layer.classify
+
+    def failing(bronze: Any, table: str, parent: Any) -> Any:
+        if table == "advertisers":
+            raise RuntimeError("advertisers cannot be classified")
+        return classify(bronze, table, parent)
+
+    monkeypatch.setattr(layer, "classify", failing)
+    raised: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            run(1)
+        except BaseException as error:  # the test inspects it
+            raised.append(error)
+
+    worker = threading.Thread(target=second, daemon=True)  # daemon: a hang fails the test, not the session
+    worker.start()
+    worker.join(timeout=600)
+    assert not worker.is_alive(), "the run hung: a child kept waiting for its failed parent"
+    [error] = raised
+    assert isinstance(error, RuntimeError)
+    assert str(error) == "advertisers cannot be classified"
+    notes = " ".join(getattr(error, "__notes__", []))
+    assert "silver/advertisers failed, so its children were not classified" in notes
+    after = {name: lake.table_version(spark, lake.table_uri(config, *name)) for name in versions}
+    assert after == versions

@@ -37,7 +37,7 @@ from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import Reconciliation, last_audit, passed_runs, reconciliation_of, record_reconciliation
 from lakehouse.bronze.ingest_log import completed_batches, tables_in
 from lakehouse.bronze.layer import read_bronze
-from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, bronze_table, quarantine_table
+from lakehouse.contracts import NO_TEXT, SILVER, TABLES, Column, Table, quarantine_table
 from lakehouse.errors import LakehouseError
 from lakehouse.quality.scan import CheckResult
 from lakehouse.report import SummaryRow
@@ -485,9 +485,8 @@ def _update_table(
         log.info("silver/%s: no new rows and no parent key came or went: left as it was", table)
         return _unchanged(spark, table)
     if not arrived:  # a parent key came or went: only earlier rows can change
-        fresh = empty_frame(spark, bronze_table(table).spark_schema())
-        touched = empty_frame(spark, f"_key {SILVER[table].column(key).spark_type}")
-        earlier = fresh
+        fresh = earlier = read_bronze(spark, settings, table, [])
+        touched = _no_keys(spark, table)
     if above is not None and above.changed is not None:
         # The earlier rows whose parent key came or went (their orphan rule may flip): one more scan. Their keys
         # not touched yet need those keys' other earlier rows too (a third scan, only when there are any).
@@ -552,13 +551,17 @@ def _unchanged(spark: SparkSession, table: str) -> _Increment:
     """The increment of a table the run leaves as it was: every frame empty, a local relation with the schema of
     what it stands for (Spark knows it without a job or a plan to analyse), so staging it loads nothing and no
     Delta commit is made."""
-    key = SILVER[table].column(SILVER[table].key[0])
-    keys = empty_frame(spark, f"_key {key.spark_type}")
+    keys = _no_keys(spark, table)
     return _Increment(
         table, keys, keys, empty_frame(spark, SILVER[table].spark_schema()),
         empty_frame(spark, quarantine_table(table).spark_schema()),
         empty_frame(spark, "_match_key string, _match_fk string"), 0,
     )  # fmt: skip
+
+
+def _no_keys(spark: SparkSession, table: str) -> DataFrame:
+    """No keys of ``table``: an empty ``_key`` frame of its key's type (a local relation, see :func:`_unchanged`)."""
+    return empty_frame(spark, f"_key {SILVER[table].column(SILVER[table].key[0]).spark_type}")
 
 
 def _stage_increments(

@@ -151,21 +151,25 @@ def test_kill_9_at_random_moments_then_a_rerun_converges_to_a_clean_run(tmp_path
     assert len(reader.seen) >= len(expected) - 2, "the reader watched the tables"
 
 
-def _runner(env: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "runner.py"), *arguments],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+def _runner(env: dict[str, str], *arguments: str, output: Path) -> subprocess.Popen[bytes]:
+    """``runner.py ARGUMENTS`` in its own process group, its standard output and error in files named after
+    ``output`` (files, not pipes: nobody reads a pipe while the test waits, and a full one would stall the run)."""
+    with output.with_suffix(".out").open("wb") as out, output.with_suffix(".err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "runner.py"), *arguments],
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
 
 
-def _completes(env: dict[str, str], *arguments: str) -> None:
-    proc = _runner(env, *arguments)
-    _, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, f"runner.py {' '.join(arguments)}: {err[-3000:]}"
+def _completes(env: dict[str, str], *arguments: str, output: Path) -> str:
+    """Run ``runner.py ARGUMENTS`` to its end; its summary (standard output)."""
+    code = _runner(env, *arguments, output=output).wait(timeout=900)
+    err = output.with_suffix(".err").read_text(encoding="utf-8", errors="replace")
+    assert code == 0, f"runner.py {' '.join(arguments)}: {err[-3000:]}"
+    return output.with_suffix(".out").read_text(encoding="utf-8", errors="replace")
 
 
 def _lake_rows(spark: Any, env: dict[str, str]) -> dict[str, Counter[tuple[Any, ...]]]:
@@ -230,7 +234,7 @@ def test_kill_9_between_the_postgres_publish_and_the_lake_commits_of_an_incremen
             published_batches = list(cur.fetchone()[0])
         conn.close()
 
-        proc = _runner(env, "silver")
+        proc = _runner(env, "silver", output=tmp_path / "killed")
         watcher = _connect(pg)
         watcher.autocommit = True
         deadline = time.monotonic() + 600
@@ -248,8 +252,9 @@ def test_kill_9_between_the_postgres_publish_and_the_lake_commits_of_an_incremen
                     time.sleep(0.02)
         finally:
             watcher.close()
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == -signal.SIGKILL, f"the run was not killed after its publish: {err[-3000:]}"
+        code = proc.wait(timeout=60)
+        err = (tmp_path / "killed.err").read_text(encoding="utf-8", errors="replace")
+        assert code == -signal.SIGKILL, f"the run was not killed after its publish: {err[-3000:]}"
         with _connect(pg) as conn, conn.cursor() as cur:
             cur.execute("select run_id from ops.pipeline_runs order by started_at desc limit 1")
             killed = cur.fetchone()[0]
@@ -261,7 +266,9 @@ def test_kill_9_between_the_postgres_publish_and_the_lake_commits_of_an_incremen
         }
         assert killed not in writers.values(), f"the kill came after a lake commit of run {killed}: {writers}"
 
-        _completes(env, "silver")  # the operator's next run: its locks are free again
+        # The operator's next run: the killed run's locks are free again, and it builds on the lake's last publish.
+        summary = _completes(env, "silver", output=tmp_path / "rerun")
+        assert "silver: incremental on run" in summary, f"the next run was not incremental: {summary}"
         after_rerun = (_checksums_of(pg), _lake_rows(spark, env), _balance(pg))
         steps(("silver",), full_refresh=True)
         rebuilt = (_checksums_of(pg), _lake_rows(spark, env), _balance(pg))

@@ -269,6 +269,11 @@ def test_kill_9_between_the_postgres_publish_and_the_lake_commits_of_an_incremen
         # The operator's next run: the killed run's locks are free again, and it builds on the lake's last publish.
         summary = _completes(env, "silver", output=tmp_path / "rerun")
         assert "silver: incremental on run" in summary, f"the next run was not incremental: {summary}"
+        assert f"run {killed} was still recorded as running" in summary, summary
+        with _connect(pg) as conn, conn.cursor() as cur:
+            cur.execute("select status, ended_at is not null from ops.pipeline_runs where run_id = %s", (killed,))
+            assert cur.fetchone() == ("failed", True), "the killed run is not recorded as failed"
+        conn.close()
         after_rerun = (_checksums_of(pg), _lake_rows(spark, env), _balance(pg))
         steps(("silver",), full_refresh=True)
         rebuilt = (_checksums_of(pg), _lake_rows(spark, env), _balance(pg))

@@ -263,3 +263,29 @@ def test_bookkeeping_rows_are_written_replaced_and_readable(pg_database: Postgre
         bookkeeping.start_run(pg_database, run_id="r1", version="0.1.0", arguments={})
     with pytest.raises(bookkeeping.BookkeepingError, match="call start_run first"):
         bookkeeping.record_quality(pg_database, "r2", "silver", checks)
+
+
+def test_a_run_whose_process_died_is_recorded_as_failed_when_the_next_run_starts(pg_database: PostgresSettings) -> None:
+    """A run is alive while a session named after it is (:func:`bookkeeping.alive`); one that died (its session
+    gone, as with ``kill -9``) stays ``running`` only until the next run starts, which records it as failed. A run
+    still going on is left alone."""
+
+    def start(run_id: str) -> list[str]:
+        return bookkeeping.start_run(pg_database, run_id=run_id, version="test", arguments=["run"])
+
+    with bookkeeping.alive(pg_database, "going-on"):
+        assert start("going-on") == []
+        with bookkeeping.alive(pg_database, "died"):
+            assert start("died") == []
+        deadline = time.monotonic() + 10  # the server ends a session a moment after its client leaves
+        while run_sql(pg_database, "select 1 from pg_stat_activity where application_name = 'lakehouse run died'"):
+            assert time.monotonic() < deadline, "the session of run 'died' outlived its connection"
+            time.sleep(0.05)
+        with bookkeeping.alive(pg_database, "next"), bookkeeping.alive(pg_database, "after"):
+            assert start("next") == ["died"]
+            assert start("after") == []  # recorded once
+            assert run_sql(
+                pg_database,
+                "select run_id, status, ended_at is not null from ops.pipeline_runs order by started_at, run_id",
+            ) == [("going-on", "running", False), ("died", "failed", True), ("next", "running", False),
+                  ("after", "running", False)]  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -28,11 +29,13 @@ import psycopg2
 from psycopg2 import errors, sql
 from psycopg2.extensions import cursor
 
-from lakehouse.adapters.warehouse import connect, create_if_absent, create_schema_sql
+from lakehouse.adapters.warehouse import connect, create_if_absent, create_schema_sql, run_session_name
 from lakehouse.contracts import OPS_SCHEMA
 from lakehouse.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.report import SummaryRow, layer_loads
 from lakehouse.settings import PostgresSettings
+
+log = logging.getLogger(__name__)
 
 SCHEMA = OPS_SCHEMA
 RUNS, LOADS, QUALITY = "pipeline_runs", "layer_loads", "quality_results"
@@ -132,13 +135,31 @@ class Reconciliation:
         return self.bronze_rows == self.silver_rows + self.quarantined + self.duplicates + self.superseded
 
 
+@contextlib.contextmanager
+def alive(pg: PostgresSettings, run_id: str) -> Iterator[None]:
+    """Show, for as long as the block lasts, that run ``run_id`` is going on: a session of its own, named after it.
+    The session ends with the process however that dies (``kill -9`` included), so :func:`start_run` can tell a run
+    that died from one still going on. Every recorded run starts inside one."""
+    conn = connect(pg, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("set application_name = %s", (run_session_name(run_id),))
+        yield
+    finally:
+        conn.close()
+
+
 def start_run(
     pg: PostgresSettings, *, run_id: str, version: str, arguments: Mapping[str, object] | Sequence[str]
-) -> None:
-    """Record that run ``run_id`` started now (status ``running``).
+) -> list[str]:
+    """Record that run ``run_id`` started now (status ``running``), and record as ``failed`` (ended now) every
+    other run still ``running`` whose process is gone: no session named after it is left (:func:`alive`).
 
     Args:
         arguments: the run's command and options (stored as JSON; values that are not JSON become strings).
+
+    Returns:
+        The runs found dead, oldest first.
 
     Raises:
         BookkeepingError: ``run_id`` was already recorded.
@@ -154,6 +175,18 @@ def start_run(
         )
         if cur.rowcount == 0:
             raise BookkeepingError(f"run {run_id} is already in {SCHEMA}.{RUNS}; run ids must be unique")
+        cur.execute(
+            sql.SQL(
+                "update {} r set status = 'failed', ended_at = now() where status = 'running' and run_id <> %s"
+                " and not exists (select 1 from pg_stat_activity a where a.application_name = left(%s || r.run_id, 63))"
+                " returning run_id, started_at"
+            ).format(sql.Identifier(SCHEMA, RUNS)),
+            (run_id, run_session_name("")),
+        )
+        dead = [row[0] for row in sorted(cur.fetchall(), key=lambda row: row[1])]
+    for other in dead:
+        log.warning("run %s was still recorded as running, but its process is gone: recorded as failed", other)
+    return dead
 
 
 def finish_run(pg: PostgresSettings, run_id: str, status: RunStatus) -> None:

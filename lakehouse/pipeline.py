@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
 from lakehouse.adapters import lake, lake_upkeep, locks
-from lakehouse.bookkeeping import RunStatus, finish_run, start_run
+from lakehouse.bookkeeping import RunStatus, alive, finish_run, start_run
 from lakehouse.bronze.landing import LandingFile, Refusal, discover
 from lakehouse.bronze.landing_s3 import discover_objects
 from lakehouse.contracts import LAYERS
@@ -139,6 +139,7 @@ def abandon(settings: Settings, batch_id: str, *, wait_s: float | None = 0, argu
         locks.lake_lock(settings, run=run_id, wait_s=wait_s),
         provide.warehouse(settings) as roles,
         locks.warehouse_lock(roles.loader, run=run_id, wait_s=wait_s),
+        alive(roles.loader, run_id),
         spark_session(settings) as spark,
     ):
         pg = roles.loader
@@ -177,6 +178,7 @@ def maintain(
     with (
         locks.lake_lock(settings, run=run_id, wait_s=wait_s),
         provide.warehouse(settings) as roles,
+        alive(roles.loader, run_id),
         spark_session(settings) as spark,
     ):
         pg = roles.loader
@@ -259,6 +261,7 @@ def scan_only(
         if as_of is not None:
             stack.enter_context(locks.warehouse_lock(pg, run=outcome.run_id, wait_s=wait_s))
             spark = stack.enter_context(spark_session(settings))
+        stack.enter_context(alive(pg, outcome.run_id))
         start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
         status: RunStatus = "failed"
         try:

@@ -33,6 +33,7 @@ from lakehouse.adapters.spark import in_parallel, tagged
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import (
     RunStatus,
+    alive,
     finish_run,
     last_audit,
     record_audit,
@@ -129,52 +130,61 @@ def run_layers(
     pg = roles.loader
     now = now or dt.datetime.now(dt.UTC)
     outcome = RunOutcome(run_id or new_run_id(now))
-    start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
-    status: RunStatus = "failed"
-    error: str | None = None
-    if spark is not None:
-        tag_commits(spark, outcome.run_id)
-    order = [name for name in LAYERS if name in layers]
-    try:
-        last_gate: Callable[[], bool] | None = None
-        for layer in order:
-            touched: Collection[str] | None = None  # gold: every model
-            with tagged(spark, layer):  # its Spark jobs carry the layer's name (event log, UI)
-                if layer == "bronze":
-                    touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
-                elif layer == "silver":
-                    published = _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line)
-                    if published is None:  # the candidate failed its audit: nothing was published
-                        break
-                    touched = published  # verified again as published: nothing may change it on its way in
-                else:
-                    outcome.blocked = "" if force else _silver_gate_closed(pg)
-                    if outcome.blocked:
-                        log_line(outcome.blocked)
-                        break
-                    _gold(roles, full_refresh, outcome, log_line, PublishPolicy.of(settings))
-                    if outcome.failed_tests:
-                        break
-                if not scan:
-                    continue
-                judge = functools.partial(gate, roles, layer, outcome, log_line, tables=touched)
-                if layer == order[-1] and spark is not None:
-                    last_gate = judge  # no layer waits on it: it runs alongside the lake's upkeep, below
-                elif not judge():
-                    break
+    with alive(pg, outcome.run_id):  # shows the runs that start after it that this one is going on
+        for dead in start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments)):
+            outcome.notes.append(
+                f"run {dead} was still recorded as running, but its process is gone (no session of it is left):"
+                " recorded as failed"
+            )
+        status: RunStatus = "failed"
+        error: str | None = None
         if spark is not None:
-            # The last gate scans PostgreSQL while Spark maintains and measures the lake: neither reads what the
-            # other writes, and both mostly wait (on queries, on log reads).
-            upkeep: Callable[[], object] = functools.partial(_lake_upkeep, spark, settings, outcome, maintain=maintain)
-            in_parallel(spark, [upkeep] if last_gate is None else [last_gate, upkeep])
-        status = "succeeded" if outcome.ok else "failed"
-        return outcome
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        raise
-    finally:
-        finish_run(pg, outcome.run_id, status)
-        report_and_alert(settings, roles, outcome, status, error=error)
+            tag_commits(spark, outcome.run_id)
+        order = [name for name in LAYERS if name in layers]
+        try:
+            last_gate: Callable[[], bool] | None = None
+            for layer in order:
+                touched: Collection[str] | None = None  # gold: every model
+                with tagged(spark, layer):  # its Spark jobs carry the layer's name (event log, UI)
+                    if layer == "bronze":
+                        touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
+                    elif layer == "silver":
+                        published = _silver(
+                            _needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line
+                        )
+                        if published is None:  # the candidate failed its audit: nothing was published
+                            break
+                        touched = published  # verified again as published: nothing may change it on its way in
+                    else:
+                        outcome.blocked = "" if force else _silver_gate_closed(pg)
+                        if outcome.blocked:
+                            log_line(outcome.blocked)
+                            break
+                        _gold(roles, full_refresh, outcome, log_line, PublishPolicy.of(settings))
+                        if outcome.failed_tests:
+                            break
+                    if not scan:
+                        continue
+                    judge = functools.partial(gate, roles, layer, outcome, log_line, tables=touched)
+                    if layer == order[-1] and spark is not None:
+                        last_gate = judge  # no layer waits on it: it runs alongside the lake's upkeep, below
+                    elif not judge():
+                        break
+            if spark is not None:
+                # The last gate scans PostgreSQL while Spark maintains and measures the lake: neither reads what the
+                # other writes, and both mostly wait (on queries, on log reads).
+                upkeep: Callable[[], object] = functools.partial(
+                    _lake_upkeep, spark, settings, outcome, maintain=maintain
+                )
+                in_parallel(spark, [upkeep] if last_gate is None else [last_gate, upkeep])
+            status = "succeeded" if outcome.ok else "failed"
+            return outcome
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            raise
+        finally:
+            finish_run(pg, outcome.run_id, status)
+            report_and_alert(settings, roles, outcome, status, error=error)
 
 
 def _lake_upkeep(spark: SparkSession, settings: Settings, outcome: RunOutcome, *, maintain: bool) -> None:

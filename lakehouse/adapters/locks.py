@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from lakehouse.adapters.objectstore import s3_client
-from lakehouse.adapters.warehouse import connect
+from lakehouse.adapters.warehouse import connect, run_session_name
 from lakehouse.errors import RunInProgressError
 from lakehouse.settings import PostgresSettings, S3Settings, Settings
 
@@ -179,7 +179,7 @@ def warehouse_lock(pg: PostgresSettings, *, run: str, wait_s: float | None = 0) 
     conn = connect(pg, autocommit=True)
     try:
         with conn.cursor() as cur:
-            cur.execute("set application_name = %s", (f"lakehouse run {run}"[:63],))
+            cur.execute("set application_name = %s", (run_session_name(run),))
 
             def attempt() -> bool:
                 cur.execute("select pg_try_advisory_lock(%s)", (_ADVISORY_KEY,))

@@ -16,6 +16,11 @@ from lakehouse.contracts import Column, Table
 from lakehouse.settings import PostgresSettings
 
 
+def run_session_name(run_id: str) -> str:
+    """The ``application_name`` of a session that shows run ``run_id`` is going on (PostgreSQL keeps 63 bytes)."""
+    return f"lakehouse run {run_id}"[:63]
+
+
 def connect(pg: PostgresSettings, *, autocommit: bool = False) -> connection:
     """A new connection to ``pg``; the caller owns it and closes it."""
     conn: connection = psycopg2.connect(**pg.connect_kwargs())

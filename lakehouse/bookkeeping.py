@@ -140,7 +140,7 @@ def alive(pg: PostgresSettings, run_id: str) -> Iterator[None]:
     """Show, for as long as the block lasts, that run ``run_id`` is going on: a session of its own, named after it.
     The session ends with the process however that dies (``kill -9`` included), so :func:`start_run` can tell a run
     that died from one still going on. Every recorded run starts inside one."""
-    conn = connect(pg, autocommit=True)
+    conn = _connect(pg, autocommit=True)
     try:
         with conn.cursor() as cur:
             cur.execute("set application_name = %s", (run_session_name(run_id),))
@@ -398,14 +398,19 @@ def _create_tables(cur: cursor) -> None:
             )
 
 
-@contextlib.contextmanager
-def _transaction(pg: PostgresSettings, action: str) -> Iterator[cursor]:
-    """A cursor in one transaction, committed on success; PostgreSQL errors become named errors."""
+def _connect(pg: PostgresSettings, *, autocommit: bool = False) -> psycopg2.extensions.connection:
+    """A new connection; PostgreSQL out of reach is a :class:`ServiceUnavailableError` naming it."""
     try:
-        conn = connect(pg)
+        return connect(pg, autocommit=autocommit)
     except psycopg2.OperationalError as exc:
         detail, hint = " ".join(str(exc).split()), "start PostgreSQL and check the PG* variables"
         raise ServiceUnavailableError("PostgreSQL", f"{pg.host}:{pg.port}", detail, hint=hint) from None
+
+
+@contextlib.contextmanager
+def _transaction(pg: PostgresSettings, action: str) -> Iterator[cursor]:
+    """A cursor in one transaction, committed on success; PostgreSQL errors become named errors."""
+    conn = _connect(pg)
     try:
         with conn, conn.cursor() as cur:
             yield cur

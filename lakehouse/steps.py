@@ -125,7 +125,8 @@ def run_layers(
     The caller holds the run locks (:func:`run` does). Each job connects as its own role: the loads and the
     bookkeeping as the loader, dbt as the transformer, the gold scan as the reader. Every Delta commit of the run
     carries its run id. Gold refuses to build on a silver whose last audit failed (``outcome.blocked`` names that
-    run) unless ``force``."""
+    run) unless ``force``. The run holds a session named after it while it goes on (:func:`bookkeeping.alive`);
+    runs recorded as running whose session is gone are recorded as failed, and named in ``outcome.notes``."""
     roles = WarehouseRoles.single(roles)  # one connection given: it does every job
     pg = roles.loader
     now = now or dt.datetime.now(dt.UTC)

@@ -29,11 +29,13 @@ import pytest
 from psycopg2 import sql
 
 from lakehouse.bronze.landing import discover
+from lakehouse.contracts import TABLES
 from lakehouse.sample import generate
 from lakehouse.services import free_port, provide
-from lakehouse.settings import PostgresSettings, load_settings
+from lakehouse.settings import PostgresSettings, Settings, load_settings
 from lakehouse.steps import run_layers
 from tests.databases import table_checksums
+from tests.stores import lake_rows, reconciliation
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,37 +174,6 @@ def _completes(env: dict[str, str], *arguments: str, output: Path) -> str:
     return output.with_suffix(".out").read_text(encoding="utf-8", errors="replace")
 
 
-def _lake_rows(spark: Any, env: dict[str, str]) -> dict[str, Counter[tuple[Any, ...]]]:
-    """Every silver and quarantine Delta table's rows, but the time of the run that wrote each."""
-    from lakehouse.adapters import lake
-    from lakehouse.contracts import TABLES
-
-    settings = load_settings(env, dotenv_path=None)
-    rows: dict[str, Counter[tuple[Any, ...]]] = {}
-    for layer in ("silver", "quarantine"):
-        for table in TABLES:
-            frame = lake.read_table(spark, lake.table_uri(settings, layer, table)).drop("_silver_processed_at")
-            rows[f"{layer}/{table}"] = Counter(tuple(map(_hashable, row)) for row in frame.collect())
-    return rows
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _balance(pg: PostgresSettings) -> list[tuple[Any, ...]]:
-    """The cumulative reconciliation of the latest silver run that recorded one."""
-    with _connect(pg) as conn, conn.cursor() as cur:
-        cur.execute(
-            "select table_name, bronze_rows, silver_rows, quarantined, duplicates, superseded, reconciled"
-            " from ops.reconciliation where run_id = (select run_id from ops.reconciliation"
-            " order by checked_at desc limit 1) order by 1"
-        )
-        rows: list[tuple[Any, ...]] = cur.fetchall()
-    conn.close()
-    return rows
-
-
 def test_kill_9_between_the_postgres_publish_and_the_lake_commits_of_an_incremental_silver_run(
     tmp_path: Path, spark: Any
 ) -> None:
@@ -211,7 +182,6 @@ def test_kill_9_between_the_postgres_publish_and_the_lake_commits_of_an_incremen
     same bronze, and so does the reconciliation."""
     from lakehouse.adapters import lake
     from lakehouse.adapters.lake_upkeep import last_writer
-    from lakehouse.contracts import TABLES
 
     generate(tmp_path / "first", scale=0.02, seed=11, dirty_rate=0.02)
     generate(tmp_path / "second", scale=0.005, seed=12, dirty_rate=0.05)  # the same keys again, other values
@@ -274,13 +244,19 @@ def test_kill_9_between_the_postgres_publish_and_the_lake_commits_of_an_incremen
             cur.execute("select status, ended_at is not null from ops.pipeline_runs where run_id = %s", (killed,))
             assert cur.fetchone() == ("failed", True), "the killed run is not recorded as failed"
         conn.close()
-        after_rerun = (_checksums_of(pg), _lake_rows(spark, env), _balance(pg))
+        after_rerun = (_checksums_of(pg), _lake_rows(spark, settings), reconciliation(pg))
         steps(("silver",), full_refresh=True)
-        rebuilt = (_checksums_of(pg), _lake_rows(spark, env), _balance(pg))
+        rebuilt = (_checksums_of(pg), _lake_rows(spark, settings), reconciliation(pg))
 
     assert after_rerun[0] == rebuilt[0], "PostgreSQL's silver and quarantine differ from a full rebuild"
     assert after_rerun[1] == rebuilt[1], "the lake's silver and quarantine differ from a full rebuild"
     assert after_rerun[2] == rebuilt[2], "the reconciliation differs from a full rebuild's"
+
+
+def _lake_rows(spark: Any, settings: Settings) -> dict[str, Counter[tuple[Any, ...]]]:
+    """Every silver and quarantine Delta table's rows, but the time of the run that wrote each."""
+    layers = ("silver", "quarantine")
+    return {f"{layer}/{table}": lake_rows(spark, settings, layer, table) for layer in layers for table in TABLES}
 
 
 def _checksums_of(pg: PostgresSettings) -> dict[str, tuple[int, str]]:

@@ -11,10 +11,8 @@ and so does the cumulative reconciliation in ``ops.reconciliation``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +21,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lakehouse.adapters import lake
-from lakehouse.adapters.warehouse import connect
 from lakehouse.bronze.landing import discover
-from lakehouse.contracts import SILVER, TABLES, quarantine_table
-from lakehouse.settings import PostgresSettings, Settings, load_settings
+from lakehouse.contracts import SILVER, TABLES
+from lakehouse.settings import PostgresSettings, load_settings
 from lakehouse.steps import run_layers
 from tests.databases import fresh_database
+from tests.stores import lake_rows, reconciliation, warehouse_rows
 
 pytestmark = pytest.mark.integration
 START = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
@@ -151,9 +149,11 @@ def test_incremental_silver_equals_a_full_rebuild_after_every_batch(
             for schema in ("silver", "quarantine"):
                 for table in TABLES:
                     name = f"{schema}.{table} after batch {step}"
-                    assert _delta(spark, incremental, schema, table) == _delta(spark, rebuilt, schema, table), name
-                    assert _postgres(pg_a, schema, table) == _postgres(pg_b, schema, table), name
-            assert _balance(pg_a, a.run_id) == _balance(pg_b, b.run_id), f"reconciliation after batch {step}"
+                    lakes = lake_rows(spark, incremental, schema, table), lake_rows(spark, rebuilt, schema, table)
+                    assert lakes[0] == lakes[1], name
+                    assert warehouse_rows(pg_a, schema, table) == warehouse_rows(pg_b, schema, table), name
+            balances = reconciliation(pg_a, a.run_id), reconciliation(pg_b, b.run_id)
+            assert balances[0] == balances[1], f"reconciliation after batch {step}"
 
 
 def _land(landing: Path, step: int, batch: dict[str, list[str]]) -> tuple[Any, ...]:
@@ -165,40 +165,6 @@ def _land(landing: Path, step: int, batch: dict[str, list[str]]) -> tuple[Any, .
     found, refused = discover(landing)
     assert refused == []
     return tuple(found)
-
-
-def _columns(schema: str, table: str) -> list[str]:
-    contract = SILVER[table] if schema == "silver" else quarantine_table(table)
-    return [name for name in contract.column_names if name != "_silver_processed_at"]
-
-
-def _delta(spark: Any, settings: Settings, schema: str, table: str) -> Counter[tuple[Any, ...]]:
-    uri = lake.table_uri(settings, schema, table)
-    if lake.table_version(spark, uri) is None:
-        return Counter()
-    rows = lake.read_table(spark, uri).select(*_columns(schema, table)).collect()
-    return Counter(tuple(_hashable(v) for v in row) for row in rows)
-
-
-def _postgres(pg: PostgresSettings, schema: str, table: str) -> Counter[tuple[Any, ...]]:
-    columns = ", ".join(f'"{c}"' for c in _columns(schema, table))
-    with contextlib.closing(connect(pg)) as conn, conn, conn.cursor() as cur:
-        cur.execute(f'select {columns} from "{schema}"."{table}"')
-        return Counter(tuple(_hashable(v) for v in row) for row in cur.fetchall())
-
-
-def _balance(pg: PostgresSettings, run_id: str) -> list[tuple[Any, ...]]:
-    with contextlib.closing(connect(pg)) as conn, conn, conn.cursor() as cur:
-        cur.execute(
-            "select table_name, bronze_rows, silver_rows, quarantined, duplicates, superseded, reconciled"
-            " from ops.reconciliation where run_id = %s order by 1",
-            (run_id,),
-        )
-        return cur.fetchall()
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def test_a_table_without_new_rows_whose_parent_kept_its_keys_is_left_as_it_was(

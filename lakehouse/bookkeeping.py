@@ -189,6 +189,38 @@ def start_run(
     return dead
 
 
+@dataclass
+class RecordedRun:
+    """A run :func:`recorded_run` records: the runs found dead as it started (:func:`start_run`), and the status
+    its end records (``failed`` unless the run sets another)."""
+
+    run_id: str
+    dead: list[str]
+    status: RunStatus = "failed"
+
+
+@contextlib.contextmanager
+def recorded_run(
+    pg: PostgresSettings, run_id: str, *, version: str, arguments: Mapping[str, object] | Sequence[str]
+) -> Iterator[RecordedRun]:
+    """Record run ``run_id`` for as long as the block lasts: it holds a session named after it (:func:`alive`),
+    starts (:func:`start_run`, which records runs that died as failed) and, however the block ends, ends with the
+    status the block set (:func:`finish_run`); an exception out of the block records it as ``failed``.
+
+    Raises:
+        BookkeepingError, ServiceUnavailableError: as :func:`start_run` (then nothing is recorded).
+    """
+    with alive(pg, run_id):
+        run = RecordedRun(run_id, start_run(pg, run_id=run_id, version=version, arguments=arguments))
+        try:
+            yield run
+        except BaseException:
+            run.status = "failed"
+            raise
+        finally:
+            finish_run(pg, run_id, run.status)
+
+
 def finish_run(pg: PostgresSettings, run_id: str, status: RunStatus) -> None:
     """Set the run's end time to now and its final ``status``.
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
 from lakehouse.adapters import lake, lake_upkeep, locks
-from lakehouse.bookkeeping import RunStatus, alive, finish_run, start_run
+from lakehouse.bookkeeping import RecordedRun, recorded_run
 from lakehouse.bronze.landing import LandingFile, Refusal, discover
 from lakehouse.bronze.landing_s3 import discover_objects
 from lakehouse.contracts import LAYERS
@@ -139,18 +139,12 @@ def abandon(settings: Settings, batch_id: str, *, wait_s: float | None = 0, argu
         locks.lake_lock(settings, run=run_id, wait_s=wait_s),
         provide.warehouse(settings) as roles,
         locks.warehouse_lock(roles.loader, run=run_id, wait_s=wait_s),
-        alive(roles.loader, run_id),
         spark_session(settings) as spark,
+        recorded_run(roles.loader, run_id, version=__version__, arguments=list(arguments)) as run,
     ):
-        pg = roles.loader
-        start_run(pg, run_id=run_id, version=__version__, arguments=list(arguments))
-        status: RunStatus = "failed"
-        try:
-            lake_upkeep.tag_commits(spark, run_id)
-            batch = abandon_batch(spark, settings, batch_id)
-            status = "succeeded"
-        finally:
-            finish_run(pg, run_id, status)
+        lake_upkeep.tag_commits(spark, run_id)
+        batch = abandon_batch(spark, settings, batch_id)
+        run.status = "succeeded"
     files = ", ".join(name for name, _ in batch.files) or "no files"
     verb = "was already abandoned" if batch.already_abandoned else "abandoned"
     return f"batch {batch.batch_id} {verb} ({files}); its files are planned again by the next bronze run (run {run_id})"
@@ -178,19 +172,13 @@ def maintain(
     with (
         locks.lake_lock(settings, run=run_id, wait_s=wait_s),
         provide.warehouse(settings) as roles,
-        alive(roles.loader, run_id),
         spark_session(settings) as spark,
+        recorded_run(roles.loader, run_id, version=__version__, arguments=list(arguments)) as run,
     ):
-        pg = roles.loader
-        start_run(pg, run_id=run_id, version=__version__, arguments=list(arguments))
-        status: RunStatus = "failed"
-        try:
-            lake_upkeep.tag_commits(spark, run_id)
-            report = maintain_lake(spark, settings, retention_hours=retention)
-            layers = lake_storage(spark, settings)
-            status = "succeeded"
-        finally:
-            finish_run(pg, run_id, status)
+        lake_upkeep.tag_commits(spark, run_id)
+        report = maintain_lake(spark, settings, retention_hours=retention)
+        layers = lake_storage(spark, settings)
+        run.status = "succeeded"
     return run_id, report, layers
 
 
@@ -261,17 +249,16 @@ def scan_only(
         if as_of is not None:
             stack.enter_context(locks.warehouse_lock(pg, run=outcome.run_id, wait_s=wait_s))
             spark = stack.enter_context(spark_session(settings))
-        stack.enter_context(alive(pg, outcome.run_id))
-        start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments))
-        status: RunStatus = "failed"
+        run: RecordedRun | None = None  # a run that could not be recorded has no report
         try:
-            for layer in layers:
-                if spark is not None and as_of is not None:
-                    scan_as_of(spark, settings, roles, layer, as_of, outcome, log_line)
-                else:
-                    gate(roles, layer, outcome, log_line)
-            status = "succeeded" if outcome.ok else "failed"
+            with recorded_run(pg, outcome.run_id, version=__version__, arguments=list(arguments)) as run:
+                for layer in layers:
+                    if spark is not None and as_of is not None:
+                        scan_as_of(spark, settings, roles, layer, as_of, outcome, log_line)
+                    else:
+                        gate(roles, layer, outcome, log_line)
+                run.status = "succeeded" if outcome.ok else "failed"
             return outcome
         finally:
-            finish_run(pg, outcome.run_id, status)
-            report_and_alert(settings, roles, outcome, status)
+            if run is not None:
+                report_and_alert(settings, roles, outcome, run.status)

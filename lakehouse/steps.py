@@ -32,14 +32,13 @@ from lakehouse.adapters.roles import WarehouseRoles
 from lakehouse.adapters.spark import in_parallel, tagged
 from lakehouse.adapters.warehouse import existing_tables
 from lakehouse.bookkeeping import (
+    RecordedRun,
     RunStatus,
-    alive,
-    finish_run,
     last_audit,
     record_audit,
     record_layer_loads,
     record_quality,
-    start_run,
+    recorded_run,
 )
 from lakehouse.bronze import layer as bronze
 from lakehouse.bronze.ingest_log import completed_batches, ingested_csv_bytes
@@ -125,52 +124,27 @@ def run_layers(
     The caller holds the run locks (:func:`run` does). Each job connects as its own role: the loads and the
     bookkeeping as the loader, dbt as the transformer, the gold scan as the reader. Every Delta commit of the run
     carries its run id. Gold refuses to build on a silver whose last audit failed (``outcome.blocked`` names that
-    run) unless ``force``. The run holds a session named after it while it goes on (:func:`bookkeeping.alive`);
-    runs recorded as running whose session is gone are recorded as failed, and named in ``outcome.notes``."""
+    run) unless ``force``. The run is recorded in ``ops`` while it goes on (:func:`bookkeeping.recorded_run`);
+    runs recorded as running whose process is gone are recorded as failed, and named in ``outcome.notes``."""
     roles = WarehouseRoles.single(roles)  # one connection given: it does every job
     pg = roles.loader
     now = now or dt.datetime.now(dt.UTC)
     outcome = RunOutcome(run_id or new_run_id(now))
-    with alive(pg, outcome.run_id):  # shows the runs that start after it that this one is going on
-        for dead in start_run(pg, run_id=outcome.run_id, version=__version__, arguments=list(arguments)):
-            outcome.notes.append(
+    run: RecordedRun | None = None  # a run that could not be recorded has no report
+    error: str | None = None
+    try:
+        with recorded_run(pg, outcome.run_id, version=__version__, arguments=list(arguments)) as run:
+            outcome.notes += [
                 f"run {dead} was still recorded as running, but its process is gone (no session of it is left):"
                 " recorded as failed"
-            )
-        status: RunStatus = "failed"
-        error: str | None = None
-        if spark is not None:
-            tag_commits(spark, outcome.run_id)
-        order = [name for name in LAYERS if name in layers]
-        try:
-            last_gate: Callable[[], bool] | None = None
-            for layer in order:
-                touched: Collection[str] | None = None  # gold: every model
-                with tagged(spark, layer):  # its Spark jobs carry the layer's name (event log, UI)
-                    if layer == "bronze":
-                        touched = _bronze(_needs(spark, layer), settings, pg, list(files), now, outcome)
-                    elif layer == "silver":
-                        published = _silver(
-                            _needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line
-                        )
-                        if published is None:  # the candidate failed its audit: nothing was published
-                            break
-                        touched = published  # verified again as published: nothing may change it on its way in
-                    else:
-                        outcome.blocked = "" if force else _silver_gate_closed(pg)
-                        if outcome.blocked:
-                            log_line(outcome.blocked)
-                            break
-                        _gold(roles, full_refresh, outcome, log_line, PublishPolicy.of(settings))
-                        if outcome.failed_tests:
-                            break
-                    if not scan:
-                        continue
-                    judge = functools.partial(gate, roles, layer, outcome, log_line, tables=touched)
-                    if layer == order[-1] and spark is not None:
-                        last_gate = judge  # no layer waits on it: it runs alongside the lake's upkeep, below
-                    elif not judge():
-                        break
+                for dead in run.dead
+            ]
+            if spark is not None:
+                tag_commits(spark, outcome.run_id)
+            last_gate = _layers(
+                settings, roles, spark, layers, list(files), now, outcome,
+                full_refresh=full_refresh, scan=scan, force=force, log_line=log_line,
+            )  # fmt: skip
             if spark is not None:
                 # The last gate scans PostgreSQL while Spark maintains and measures the lake: neither reads what the
                 # other writes, and both mostly wait (on queries, on log reads).
@@ -178,14 +152,61 @@ def run_layers(
                     _lake_upkeep, spark, settings, outcome, maintain=maintain
                 )
                 in_parallel(spark, [upkeep] if last_gate is None else [last_gate, upkeep])
-            status = "succeeded" if outcome.ok else "failed"
-            return outcome
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-            raise
-        finally:
-            finish_run(pg, outcome.run_id, status)
-            report_and_alert(settings, roles, outcome, status, error=error)
+            run.status = "succeeded" if outcome.ok else "failed"
+        return outcome
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        raise
+    finally:
+        if run is not None:
+            report_and_alert(settings, roles, outcome, run.status, error=error)
+
+
+def _layers(
+    settings: Settings,
+    roles: WarehouseRoles,
+    spark: SparkSession | None,
+    layers: Sequence[str],
+    files: list[LandingFile],
+    now: dt.datetime,
+    outcome: RunOutcome,
+    *,
+    full_refresh: bool,
+    scan: bool,
+    force: bool,
+    log_line: LogLine,
+) -> Callable[[], bool] | None:
+    """Run ``layers`` in order, each gated (unless not ``scan``); stop at a failed gate, audit or dbt test, or a
+    gold that must not build. Return the last layer's gate when no layer waits on it and it is left to the caller to
+    run alongside the lake's upkeep (with a SparkSession), else None."""
+    pg = roles.loader
+    order = [name for name in LAYERS if name in layers]
+    for layer in order:
+        touched: Collection[str] | None = None  # gold: every model
+        with tagged(spark, layer):  # its Spark jobs carry the layer's name (event log, UI)
+            if layer == "bronze":
+                touched = _bronze(_needs(spark, layer), settings, pg, files, now, outcome)
+            elif layer == "silver":
+                published = _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line)
+                if published is None:  # the candidate failed its audit: nothing was published
+                    return None
+                touched = published  # verified again as published: nothing may change it on its way in
+            else:
+                outcome.blocked = "" if force else _silver_gate_closed(pg)
+                if outcome.blocked:
+                    log_line(outcome.blocked)
+                    return None
+                _gold(roles, full_refresh, outcome, log_line, PublishPolicy.of(settings))
+                if outcome.failed_tests:
+                    return None
+            if not scan:
+                continue
+            judge = functools.partial(gate, roles, layer, outcome, log_line, tables=touched)
+            if layer == order[-1] and spark is not None:
+                return judge  # no layer waits on it: it runs alongside the lake's upkeep
+            if not judge():
+                return None
+    return None
 
 
 def _lake_upkeep(spark: SparkSession, settings: Settings, outcome: RunOutcome, *, maintain: bool) -> None:

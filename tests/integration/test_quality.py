@@ -289,3 +289,29 @@ def test_a_run_whose_process_died_is_recorded_as_failed_when_the_next_run_starts
                 "select run_id, status, ended_at is not null from ops.pipeline_runs order by started_at, run_id",
             ) == [("going-on", "running", False), ("died", "failed", True), ("next", "running", False),
                   ("after", "running", False)]  # fmt: skip
+
+
+def test_a_recorded_run_ends_with_the_status_its_block_set_and_failed_when_the_block_raised(
+    pg_database: PostgresSettings,
+) -> None:
+    """:func:`bookkeeping.recorded_run` records a run for as long as its block lasts: running (with a session
+    named after it) inside, then ended with the status the block set, ``failed`` when it set none or raised."""
+    running = "select status, ended_at is null from ops.pipeline_runs where run_id = %s"
+    with bookkeeping.recorded_run(pg_database, "ok", version="test", arguments=["run"]) as run:
+        assert run.dead == []
+        assert run_sql(pg_database, running, ("ok",)) == [("running", True)]
+        assert run_sql(pg_database, "select 1 from pg_stat_activity where application_name = 'lakehouse run ok'")
+        run.status = "succeeded"
+    with bookkeeping.recorded_run(pg_database, "unset", version="test", arguments=[]):
+        pass
+
+    def raising() -> None:
+        with bookkeeping.recorded_run(pg_database, "raised", version="test", arguments=[]) as run:
+            run.status = "succeeded"  # set before what raised: an exception still records the run as failed
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        raising()
+    assert run_sql(
+        pg_database, "select run_id, status, ended_at is not null from ops.pipeline_runs order by started_at"
+    ) == [("ok", "succeeded", True), ("unset", "failed", True), ("raised", "failed", True)]

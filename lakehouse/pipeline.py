@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from lakehouse._version import __version__
 from lakehouse.adapters import lake, lake_upkeep, locks
-from lakehouse.bookkeeping import RecordedRun, recorded_run
+from lakehouse.bookkeeping import recorded_run
 from lakehouse.bronze.landing import LandingFile, Refusal, discover
 from lakehouse.bronze.landing_s3 import discover_objects
 from lakehouse.contracts import LAYERS
@@ -28,7 +28,7 @@ from lakehouse.report import LayerBytes
 from lakehouse.sample import generate
 from lakehouse.services import provide
 from lakehouse.settings import Settings, check_retention
-from lakehouse.steps import LogLine, RunOutcome, gate, new_run_id, report_and_alert, run_layers, scan_as_of
+from lakehouse.steps import LogLine, RunOutcome, gate, new_run_id, reported_run, run_layers, scan_as_of
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -249,16 +249,11 @@ def scan_only(
         if as_of is not None:
             stack.enter_context(locks.warehouse_lock(pg, run=outcome.run_id, wait_s=wait_s))
             spark = stack.enter_context(spark_session(settings))
-        run: RecordedRun | None = None  # a run that could not be recorded has no report
-        try:
-            with recorded_run(pg, outcome.run_id, version=__version__, arguments=list(arguments)) as run:
-                for layer in layers:
-                    if spark is not None and as_of is not None:
-                        scan_as_of(spark, settings, roles, layer, as_of, outcome, log_line)
-                    else:
-                        gate(roles, layer, outcome, log_line)
-                run.status = "succeeded" if outcome.ok else "failed"
-            return outcome
-        finally:
-            if run is not None:
-                report_and_alert(settings, roles, outcome, run.status)
+        with reported_run(settings, roles, outcome, arguments=arguments) as run:
+            for layer in layers:
+                if spark is not None and as_of is not None:
+                    scan_as_of(spark, settings, roles, layer, as_of, outcome, log_line)
+                else:
+                    gate(roles, layer, outcome, log_line)
+            run.status = "succeeded" if outcome.ok else "failed"
+        return outcome

@@ -12,12 +12,13 @@ failed unless forced.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,33 +128,41 @@ def run_layers(
     run) unless ``force``. The run is recorded in ``ops`` while it goes on (:func:`bookkeeping.recorded_run`);
     runs recorded as running whose process is gone are recorded as failed, and named in ``outcome.notes``."""
     roles = WarehouseRoles.single(roles)  # one connection given: it does every job
-    pg = roles.loader
     now = now or dt.datetime.now(dt.UTC)
     outcome = RunOutcome(run_id or new_run_id(now))
-    run: RecordedRun | None = None  # a run that could not be recorded has no report
+    with reported_run(settings, roles, outcome, arguments=arguments) as run:
+        outcome.notes += [
+            f"run {dead} was still recorded as running, but its process is gone (no session of it is left):"
+            " recorded as failed"
+            for dead in run.dead
+        ]
+        if spark is not None:
+            tag_commits(spark, outcome.run_id)
+        last_gate = _layers(
+            settings, roles, spark, layers, list(files), now, outcome,
+            full_refresh=full_refresh, scan=scan, force=force, log_line=log_line,
+        )  # fmt: skip
+        if spark is not None:
+            # The last gate scans PostgreSQL while Spark maintains and measures the lake: neither reads what the
+            # other writes, and both mostly wait (on queries, on log reads).
+            upkeep: Callable[[], object] = functools.partial(_lake_upkeep, spark, settings, outcome, maintain=maintain)
+            in_parallel(spark, [upkeep] if last_gate is None else [last_gate, upkeep])
+        run.status = "succeeded" if outcome.ok else "failed"
+    return outcome
+
+
+@contextlib.contextmanager
+def reported_run(
+    settings: Settings, roles: WarehouseRoles, outcome: RunOutcome, *, arguments: Sequence[str]
+) -> Iterator[RecordedRun]:
+    """Record ``outcome``'s run in ``ops`` while the block goes on (:func:`bookkeeping.recorded_run`: the block sets
+    ``run.status``), then, once its end is recorded, write its report and alert (:func:`report_and_alert`, with the
+    exception that ended the block, if one did). A run that could not be recorded has no report."""
+    run: RecordedRun | None = None
     error: str | None = None
     try:
-        with recorded_run(pg, outcome.run_id, version=__version__, arguments=list(arguments)) as run:
-            outcome.notes += [
-                f"run {dead} was still recorded as running, but its process is gone (no session of it is left):"
-                " recorded as failed"
-                for dead in run.dead
-            ]
-            if spark is not None:
-                tag_commits(spark, outcome.run_id)
-            last_gate = _layers(
-                settings, roles, spark, layers, list(files), now, outcome,
-                full_refresh=full_refresh, scan=scan, force=force, log_line=log_line,
-            )  # fmt: skip
-            if spark is not None:
-                # The last gate scans PostgreSQL while Spark maintains and measures the lake: neither reads what the
-                # other writes, and both mostly wait (on queries, on log reads).
-                upkeep: Callable[[], object] = functools.partial(
-                    _lake_upkeep, spark, settings, outcome, maintain=maintain
-                )
-                in_parallel(spark, [upkeep] if last_gate is None else [last_gate, upkeep])
-            run.status = "succeeded" if outcome.ok else "failed"
-        return outcome
+        with recorded_run(roles.loader, outcome.run_id, version=__version__, arguments=list(arguments)) as run:
+            yield run
     except Exception as exc:
         error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         raise

@@ -3,8 +3,11 @@ bronze, silver and (after a real dbt build) gold; then broken with SQL, as nothi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import socket
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,14 +16,16 @@ from typing import Any
 import pytest
 from psycopg2 import sql
 
-from lakehouse import bookkeeping
+from lakehouse import bookkeeping, steps
+from lakehouse.adapters.roles import WarehouseRoles
 from lakehouse.adapters.warehouse import connect, create_table_sql
 from lakehouse.contracts import LAYERS, TABLES, quarantine_table, raw_table
 from lakehouse.errors import ServiceUnavailableError
 from lakehouse.gold import run_gold
 from lakehouse.quality import CheckResult, LayerQuality, has_failures, scan_layer, validate_configuration
 from lakehouse.report import SummaryRow
-from lakehouse.settings import PostgresSettings, Secret
+from lakehouse.settings import PostgresSettings, Secret, load_settings
+from lakehouse.steps import RunOutcome
 from tests.gold_fixtures import FIRST_BATCH, SILVER_ROWS, create_silver
 
 pytestmark = pytest.mark.integration
@@ -315,3 +320,44 @@ def test_a_recorded_run_ends_with_the_status_its_block_set_and_failed_when_the_b
     assert run_sql(
         pg_database, "select run_id, status, ended_at is not null from ops.pipeline_runs order by started_at"
     ) == [("ok", "succeeded", True), ("unset", "failed", True), ("raised", "failed", True)]
+
+
+def test_a_reported_run_is_recorded_then_reported_and_alerted_with_the_error_that_ended_it(
+    pg_database: PostgresSettings, tmp_path: Path
+) -> None:
+    """:func:`steps.reported_run` (``run_layers`` and ``runner.py quality``): the run's end is recorded first, then
+    its report is written and, for a failed run, the alert carries the exception that ended the block. A run that
+    could not be recorded (PostgreSQL out of reach) has neither."""
+    alert = tmp_path / "alert.json"
+    settings = load_settings(
+        {
+            "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),
+            "LAKEHOUSE_ALERT_COMMAND": f'{sys.executable} -c "import sys, pathlib; '
+            f"pathlib.Path(r'{alert}').write_bytes(sys.stdin.buffer.read())\"",
+        },
+        dotenv_path=None,
+    )
+    roles = WarehouseRoles.single(pg_database)
+    outcome = RunOutcome("reported")
+    with pytest.raises(RuntimeError, match="boom"), steps.reported_run(settings, roles, outcome, arguments=["quality"]):
+        raise RuntimeError("boom\n  on two lines")
+    assert run_sql(pg_database, "select status from ops.pipeline_runs where run_id = 'reported'") == [("failed",)]
+    assert outcome.report == settings.reports_dir / "reported.html"
+    assert outcome.report.is_file()
+    payload = json.loads(alert.read_text())
+    assert (payload["run_id"], payload["status"]) == ("reported", "failed")
+    assert payload["error"] == "RuntimeError: boom on two lines"
+
+    alert.unlink()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    away = dataclasses.replace(pg_database, host="127.0.0.1", port=port)
+    unrecorded = RunOutcome("unrecorded")
+    with (
+        pytest.raises(ServiceUnavailableError),
+        steps.reported_run(settings, WarehouseRoles.single(away), unrecorded, arguments=[]),
+    ):
+        pytest.fail("the block of a run that could not be recorded ran")
+    assert unrecorded.report is None
+    assert not alert.exists()

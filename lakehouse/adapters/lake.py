@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, Row, SparkSession
 
 _TXN_VERSION = 0  # one Delta transaction "application" per idempotency key, written once
+# A file below this is small: compaction (OPTIMIZE, see spark_conf) packs small files together and leaves larger
+# ones as they are, so its cost follows what arrived since, not the table's history.
+SMALL_FILE_BYTES = 32 * 1024 * 1024
 
 
 def table_uri(settings: Settings, layer: str, table: str) -> str:
@@ -314,29 +317,56 @@ def _log_files(spark: SparkSession, uris: Sequence[str]) -> dict[str, list[str]]
     return logs
 
 
+def small_files(spark: SparkSession, uris: Sequence[str]) -> dict[str, int]:
+    """The number of files below :data:`SMALL_FILE_BYTES` in the current version of each Delta table among
+    ``uris`` (a uri with no table is left out): from the file list of its latest commit's checksum (one read for
+    all, as :func:`table_sizes`). A table whose checksum does not list its files (Delta lists them for tables of
+    few files) counts every file as small."""
+    logs = _log_files(spark, uris)
+    checksums = _checksums(spark, {uri: files for uri, files in logs.items() if files})
+    counts: dict[str, int] = {}
+    for uri, checksum in checksums.items():
+        listed = checksum.get("allFiles")
+        if isinstance(listed, list):
+            counts[uri] = sum(1 for f in listed if int(f.get("size", 0)) < SMALL_FILE_BYTES)
+    unknown = [uri for uri, files in logs.items() if files and uri not in counts]
+    counts |= {uri: files for uri, (files, _) in table_sizes(spark, unknown).items()}
+    return counts
+
+
 def _checksum_sizes(spark: SparkSession, logs: dict[str, list[str]]) -> dict[str, tuple[int, int]]:
     """``(files, bytes)`` of each table whose latest commit has a checksum, read from it (one read for all)."""
-    checksums: dict[str, str] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    for uri, checksum in _checksums(spark, logs).items():
+        files, size = checksum.get("numFiles"), checksum.get("tableSizeBytes")
+        if isinstance(files, int) and isinstance(size, int):
+            sizes[uri] = (files, size)
+    return sizes
+
+
+def _checksums(spark: SparkSession, logs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """The checksum (``<version>.crc``, JSON) of each table's latest commit, where it has one that parses; one read
+    for all the tables."""
+    paths: dict[str, str] = {}
     for uri, files in logs.items():
         names = {path.rpartition("/")[2]: path for path in files}
         versions = [m[1] for m in map(_COMMIT.fullmatch, names) if m]
         latest = f"{max(versions)}.crc" if versions else None
         if latest in names:
-            checksums[names[latest]] = uri
-    if not checksums:
+            paths[names[latest]] = uri
+    if not paths:
         return {}
-    contents = spark.read.format("binaryFile").load(list(checksums)).select("path", "content").collect()
-    by_location = {location(path): uri for path, uri in checksums.items()}
-    sizes: dict[str, tuple[int, int]] = {}
+    contents = spark.read.format("binaryFile").load(list(paths)).select("path", "content").collect()
+    by_location = {location(path): uri for path, uri in paths.items()}
+    checksums: dict[str, dict[str, Any]] = {}
     for path, content in contents:
         try:
             checksum = json.loads(bytes(content))
-        except ValueError:  # not JSON (a torn write): describe detail it
+        except ValueError:  # not JSON (a torn write)
             continue
-        files, size = checksum.get("numFiles"), checksum.get("tableSizeBytes")
-        if isinstance(files, int) and isinstance(size, int):
-            sizes[by_location[location(path)]] = (files, size)
-    return sizes
+        if isinstance(checksum, dict):
+            checksums[by_location[location(path)]] = checksum
+    return checksums
 
 
 def location(uri: str) -> tuple[str, str]:

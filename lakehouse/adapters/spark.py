@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lakehouse.adapters.jars import Artifact, check_hadoop_version, required_artifacts, resolve_jars
+from lakehouse.adapters.lake import SMALL_FILE_BYTES
 from lakehouse.errors import JavaNotFoundError
 from lakehouse.settings import S3Settings, Settings
 
@@ -79,6 +80,9 @@ def spark_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.default.parallelism": str(settings.shuffle_partitions),
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
+        # OPTIMIZE packs only the small files (Delta's default, 1 GiB, made every compaction of a bronze table
+        # rewrite its history: 50 MB at --scale 10, each time it was due).
+        "spark.databricks.delta.optimize.minFileSize": str(SMALL_FILE_BYTES),
         # VACUUM lists a table's folders in a Spark job of this many tasks: Spark's default of 10,000 made a
         # VACUUM of a one-file table launch ~100,000 tasks and take 15-30 s on two cores (1.5 s with this).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.shuffle_partitions),

@@ -175,6 +175,31 @@ def test_a_runs_maintenance_does_only_what_is_due(spark: Any, settings: Settings
     assert _vacuums(spark, replaced) == 2
 
 
+def test_compaction_packs_only_the_small_files_and_leaves_a_large_one_as_it_was(spark: Any, settings: Settings) -> None:
+    """Compaction's cost follows what arrived, not the history: it packs the files below
+    :data:`~lakehouse.adapters.lake.SMALL_FILE_BYTES` and leaves a large file (a big first batch) as it was, and a
+    table is due only when it has :data:`COMPACT_MIN_FILES` small files, however many large ones it has."""
+    uri = lake.table_uri(settings, "bronze", "performance")
+    rows = lake.SMALL_FILE_BYTES // 8 + 500_000  # random doubles: about 8 bytes each, compressed or not
+    lake.write_table(spark.range(rows, numPartitions=1).select(F.rand(7).alias("x")), uri, mode="append")
+    [large] = lake.read_table(spark, uri).inputFiles()
+    assert Path(large.removeprefix("file:")).stat().st_size > lake.SMALL_FILE_BYTES
+    for batch in range(COMPACT_MIN_FILES):
+        lake.write_table(spark.range(10, numPartitions=1).select(F.lit(float(batch)).alias("x")), uri, mode="append")
+
+    report = maintain_lake(spark, settings, when_due=True)
+
+    assert [(t.table, t.files_compacted) for t in report.tables] == [("performance", COMPACT_MIN_FILES)]
+    files = lake.read_table(spark, uri).inputFiles()
+    assert len(files) == 2  # the large file as it was, and one file of the small ones
+    assert large in files
+    assert lake.read_table(spark, uri).count() == rows + 10 * COMPACT_MIN_FILES
+
+    for _ in range(COMPACT_MIN_FILES - 2):  # with the packed file: one small file short of due
+        lake.write_table(spark.range(10, numPartitions=1).select(F.lit(-1.0).alias("x")), uri, mode="append")
+    assert maintain_lake(spark, settings, when_due=True).tables == []
+
+
 def test_the_vacuum_check_reads_a_bounded_number_of_commits(
     spark: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -321,7 +321,7 @@ def small_files(spark: SparkSession, uris: Sequence[str]) -> dict[str, int]:
     """The number of files below :data:`SMALL_FILE_BYTES` in the current version of each Delta table among
     ``uris`` (a uri with no table is left out): from the file list of its latest commit's checksum (one read for
     all, as :func:`table_sizes`). A table whose checksum does not list its files (Delta lists them for tables of
-    few files) counts every file as small."""
+    fewer than 50) counts every file as small: at worst, a compaction that finds nothing to pack."""
     logs = _log_files(spark, uris)
     checksums = _checksums(spark, {uri: files for uri, files in logs.items() if files})
     counts: dict[str, int] = {}

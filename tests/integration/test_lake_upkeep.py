@@ -98,8 +98,9 @@ def test_after_ten_runs_and_maintenance_the_lake_is_near_its_current_size(spark:
 def test_a_tables_current_files_and_bytes_are_its_latest_versions_with_or_without_a_checksum(
     spark: Any, local_lake: str, checksum: str
 ) -> None:
-    """The current files and bytes are the current version's data files: read from the latest commit's checksum,
-    or from the log when that checksum is missing or not JSON; a folder with no table has none."""
+    """The current files and bytes (and small files) are the current version's data files: read from the latest
+    commit's checksum, or from the log when that checksum is missing or not JSON; a folder with no table has
+    none."""
     uri = f"{local_lake}/silver/sized"
     lake.write_table(_performance(spark, rows_per_day=5, seed=1), uri, mode="replace", cluster_by=CLUSTER)
     lake.write_table(_performance(spark, rows_per_day=1, seed=2), uri, mode="append")
@@ -124,6 +125,7 @@ def test_a_tables_current_files_and_bytes_are_its_latest_versions_with_or_withou
     storages = lake_upkeep.table_storages(spark, [uri, absent])
 
     assert sizes == {uri: (len(files), current)}
+    assert lake.small_files(spark, [uri, absent]) == {uri: len(files)}  # every file is small here
     assert storages[uri].current_bytes == current > 0
     assert storages[uri].disk_bytes > current  # the replaced files are still on disk
     assert storages[absent] == lake_upkeep.TableStorage()

@@ -12,11 +12,11 @@ import yaml
 
 from lakehouse.contracts import LINEAGE, SILVER
 from lakehouse.gold import DBT_PROJECT_DIR
+from tests.dbt_staging import LINEAGE_MACRO, staging_call, staging_select
 
 MODELS = DBT_PROJECT_DIR / "models"
 STAGING = MODELS / "staging" / "silver"  # one staging folder per source (dbt's structure guide)
 SNAPSHOTS = DBT_PROJECT_DIR / "snapshots"
-LINEAGE_MACRO = DBT_PROJECT_DIR / "macros" / "silver_lineage_columns.sql"
 STAGING_RENAMES = {
     "date": "performance_date",
     "_batch_id": "batch_id",
@@ -101,15 +101,15 @@ def test_every_categorical_column_has_an_accepted_values_test() -> None:
 
 
 def test_staging_exposes_every_contract_column() -> None:
-    lineage = LINEAGE_MACRO.read_text()
     models = {m["name"]: m for m in load(STAGING / "_silver__models.yml")["models"]}
     for table, contract in SILVER.items():
         name = f"stg_silver__{table}"
         expected = [STAGING_RENAMES.get(c, c) for c in contract.column_names]
         assert [c["name"] for c in models[name]["columns"]] == expected, name
-        select_list = (STAGING / f"{name}.sql").read_text().replace("{{ silver_lineage_columns() }}", lineage)
-        for column in expected:
-            assert re.search(rf"\b{column}\b", select_list), f"{name}.sql does not select {column}"
+        assert (STAGING / f"{name}.sql").read_text().strip() == staging_call(table), name
+        select = staging_select(table)
+        assert select.columns == expected, f"{name} selects {select.columns}"
+        assert select.sources == (("silver", table),), name
 
 
 def test_the_lineage_macro_renames_every_lineage_column() -> None:
@@ -129,16 +129,13 @@ def test_snapshots_check_exactly_the_business_columns() -> None:
         assert config["check_cols"] == business, table
 
 
-def final_cte(sql: str) -> str:
-    """The ``final as (...)`` CTE of a model or snapshot: its select list and what it selects from."""
-    match = re.search(r"^final as \($.*?^\)$", sql, flags=re.MULTILINE | re.DOTALL)
-    assert match, "no final CTE"
-    return match[0]
-
-
 @pytest.mark.parametrize("table", ["campaigns", "advertisers"])
 def test_snapshots_read_the_source_under_the_staging_names(table: str) -> None:
+    """A snapshot's select is its staging model's (one macro), and reads the source, never a model."""
     snapshot = (SNAPSHOTS / f"{table}_snapshot.sql").read_text()
-    assert f"{{{{ source('silver', '{table}') }}}}" in snapshot
-    assert "ref(" not in snapshot, "a snapshot reads its source, never a model"
-    assert final_cte(snapshot) == final_cte((STAGING / f"stg_silver__{table}.sql").read_text())
+    body = re.search(rf"{{% snapshot {table}_snapshot %}}(.*){{% endsnapshot %}}", snapshot, flags=re.DOTALL)
+    assert body, f"{table}_snapshot.sql has no snapshot block"
+    assert body[1].strip() == staging_call(table)
+    select = staging_select(table)
+    assert select.sources == (("silver", table),)
+    assert select.refs == 0, "a snapshot reads its source, never a model"

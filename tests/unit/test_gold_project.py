@@ -12,6 +12,7 @@ import yaml
 
 from lakehouse.gold import DBT_PROJECT_DIR
 from lakehouse.quality.scan import CHECKS_DIR
+from tests.dbt_staging import STAGING_MACRO, staging_call, staging_select
 
 MODELS = DBT_PROJECT_DIR / "models"
 SNAPSHOTS = DBT_PROJECT_DIR / "snapshots"
@@ -29,7 +30,13 @@ def load(path: Path) -> Any:
 
 
 def model_sql(folder: str) -> dict[str, str]:
-    return {p.stem: p.read_text() for p in sorted((MODELS / folder).rglob("*.sql"))}
+    """The models of ``folder``, a staging model as the select its macro renders (``tests/dbt_staging.py``)."""
+    return {p.stem: _expanded(p.read_text()) for p in sorted((MODELS / folder).rglob("*.sql"))}
+
+
+def _expanded(sql: str) -> str:
+    call = re.fullmatch(r"\{\{ silver_staging\('(\w+)'\) \}\}", sql.strip())
+    return staging_select(call[1]).sql if call else sql
 
 
 def without_comments(sql: str) -> str:
@@ -73,23 +80,33 @@ def test_staging_has_one_folder_per_source_with_its_sources_and_models_yaml() ->
         assert all(p.stem.startswith(f"stg_{source}__") for p in folder.glob("*.sql")), source
 
 
-def test_source_appears_only_in_staging_models_and_snapshots() -> None:
-    outside = [
+def outside_staging_and_snapshots(text: str) -> list[str]:
+    """The project's SQL files, other than staging models, snapshots and the staging macro, that hold ``text``."""
+    return [
         str(path.relative_to(DBT_PROJECT_DIR))
         for path in DBT_PROJECT_DIR.rglob("*.sql")
-        if "source(" in path.read_text()
+        if text in path.read_text()
         and MODELS / "staging" not in path.parents
         and path.parent != SNAPSHOTS
+        and path != STAGING_MACRO
         and "target" not in path.parts
     ]
-    assert outside == []
+
+
+def test_source_appears_only_in_staging_models_and_snapshots() -> None:
+    """source() is called by the staging macro, which only staging models and snapshots call."""
+    assert outside_staging_and_snapshots("source(") == []
+    assert outside_staging_and_snapshots("silver_staging(") == []
 
 
 def test_snapshots_select_from_sources_not_models() -> None:
     snapshots = {p.stem: p.read_text() for p in SNAPSHOTS.glob("*.sql")}
     assert set(snapshots) == {s["name"] for s in load(SNAPSHOTS / "_snapshots.yml")["snapshots"]}
     for name, sql in snapshots.items():
-        assert "source('silver', " in sql, name
+        table = name.removesuffix("_snapshot")
+        assert staging_call(table) in sql, name
+        assert staging_select(table).sources == (("silver", table),), name
+        assert staging_select(table).refs == 0, name
         assert "ref(" not in sql, name
     assert "relation:" not in (SNAPSHOTS / "_snapshots.yml").read_text()
     assert "ref('stg_" not in (SNAPSHOTS / "_snapshots.yml").read_text()

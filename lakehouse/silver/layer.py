@@ -499,7 +499,9 @@ def _update_table(
     classified = _materialized(classify(fresh.unionByName(earlier), table, above.after if above else None))
     good = _materialized(silver_rows(classified, table, processed_at=processed_at))
     if keys is not None:  # a parent: its keys after the run, and which came or went; its children wait on them
-        published = lake.read_table(spark, silver_uri).select(F.col(key).alias("_key"))
+        # One read of the published keys (one Delta snapshot and file listing) serves the keys that came or went,
+        # the keys after the run and the children's check of their earlier rows against the keys before it.
+        published = _materialized(lake.read_table(spark, silver_uri).select(F.col(key).alias("_key")))
         before_keys = published.join(F.broadcast(touched), "_key", "left_semi")
         changed = _materialized(changed_keys(before_keys, good.select(F.col(key).alias("_key"))))
         after = _materialized(

@@ -104,9 +104,10 @@ def test_snapshots_select_from_sources_not_models() -> None:
     assert set(snapshots) == {s["name"] for s in load(SNAPSHOTS / "_snapshots.yml")["snapshots"]}
     for name, sql in snapshots.items():
         table = name.removesuffix("_snapshot")
+        select = staging_select(table)
         assert staging_call(table) in sql, name
-        assert staging_select(table).sources == (("silver", table),), name
-        assert staging_select(table).refs == 0, name
+        assert select.sources == (("silver", table),), name
+        assert select.refs == 0, name
         assert "ref(" not in sql, name
     assert "relation:" not in (SNAPSHOTS / "_snapshots.yml").read_text()
     assert "ref('stg_" not in (SNAPSHOTS / "_snapshots.yml").read_text()

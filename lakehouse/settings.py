@@ -129,6 +129,17 @@ class S3Settings:
     def ssl_enabled(self) -> bool:
         return urlsplit(self.endpoint).scheme == "https"
 
+    def aws_env(self) -> dict[str, str]:
+        """``AWS_*`` variables for child processes, which :func:`load_settings` reads back as these settings."""
+        env = {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key.reveal(),
+            "AWS_REGION": self.region,
+        }
+        if self.endpoint_url is not None:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        return env
+
 
 @dataclass(frozen=True)
 class Settings:

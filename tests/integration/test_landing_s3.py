@@ -30,12 +30,7 @@ PER_RUN = ("_batch_id", "batch_id")  # a batch id is random per run; everything 
 
 
 def _settings(data_dir: Path, s3: S3Settings, landing: str | None = None) -> Settings:
-    env = {
-        "LAKEHOUSE_DATA_DIR": str(data_dir),
-        "AWS_ENDPOINT_URL": s3.endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": s3.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_access_key.reveal(),
-    }
+    env = {"LAKEHOUSE_DATA_DIR": str(data_dir)} | s3.aws_env()
     return load_settings(env | ({"LAKEHOUSE_LANDING_URI": landing} if landing else {}), dotenv_path=None)
 
 

@@ -208,16 +208,17 @@ def test_a_run_keeps_every_secret_from_other_local_users_and_works_with_any_prin
         secrets = [*canaries.values(), s3_canary, admin.password.reveal()]
         ensure_bucket(s3, "lake")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "LAKEHOUSE_"))}
-        env |= admin.libpq_env() | {
-            "LAKEHOUSE_DATA_DIR": str(data_dir),
-            "LAKEHOUSE_SPARK_MASTER": "local[2]",
-            "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
-            "LAKEHOUSE_SPARK_EVENT_LOG_DIR": str(data_dir / "spark-events"),
-            "LAKEHOUSE_LAKE_URI": "s3a://lake/data",
-            "AWS_ENDPOINT_URL": s3.endpoint_url or "",
-            "AWS_ACCESS_KEY_ID": s3.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_access_key.reveal(),
-        }
+        env |= (
+            admin.libpq_env()
+            | {
+                "LAKEHOUSE_DATA_DIR": str(data_dir),
+                "LAKEHOUSE_SPARK_MASTER": "local[2]",
+                "LAKEHOUSE_SPARK_DRIVER_MEMORY": "1g",
+                "LAKEHOUSE_SPARK_EVENT_LOG_DIR": str(data_dir / "spark-events"),
+                "LAKEHOUSE_LAKE_URI": "s3a://lake/data",
+            }
+            | s3.aws_env()
+        )
         command = [sys.executable, str(ROOT / "runner.py"), "run", "--input", str(tmp_path / "landing")]
         proc = subprocess.Popen(
             command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

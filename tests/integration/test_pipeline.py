@@ -35,13 +35,8 @@ def _query(pg: PostgresSettings, query: str) -> list[tuple[Any, ...]]:
 @pytest.fixture
 def s3_settings(tmp_path: Path, s3_service: S3Settings, s3_bucket: str) -> Settings:
     return load_settings(
-        {
-            "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),
-            "LAKEHOUSE_LAKE_URI": f"s3a://{s3_bucket}/lake",
-            "AWS_ENDPOINT_URL": s3_service.endpoint_url or "",
-            "AWS_ACCESS_KEY_ID": s3_service.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": s3_service.secret_access_key.reveal(),
-        },
+        {"LAKEHOUSE_DATA_DIR": str(tmp_path / "data"), "LAKEHOUSE_LAKE_URI": f"s3a://{s3_bucket}/lake"}
+        | s3_service.aws_env(),
         dotenv_path=None,
     )
 

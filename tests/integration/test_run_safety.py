@@ -139,13 +139,8 @@ def test_the_warehouse_lock_names_its_holder_and_ends_with_its_session(pg_databa
 def test_a_lake_lock_of_a_killed_process_is_free_again(tmp_path: Path, s3_service: S3Settings, s3_bucket: str) -> None:
     local = load_settings({"LAKEHOUSE_DATA_DIR": str(tmp_path / "data")}, dotenv_path=None)
     s3 = load_settings(
-        {
-            "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),
-            "LAKEHOUSE_LAKE_URI": f"s3a://{s3_bucket}/lake",
-            "AWS_ENDPOINT_URL": s3_service.endpoint_url or "",
-            "AWS_ACCESS_KEY_ID": s3_service.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": s3_service.secret_access_key.reveal(),
-        },
+        {"LAKEHOUSE_DATA_DIR": str(tmp_path / "data"), "LAKEHOUSE_LAKE_URI": f"s3a://{s3_bucket}/lake"}
+        | s3_service.aws_env(),
         dotenv_path=None,
     )
     for settings in (local, s3):
@@ -209,12 +204,7 @@ def test_a_service_lost_while_silver_runs_exits_4_naming_it(tmp_path: Path, lost
     ):
         ensure_bucket(s3, "lake")
         env = _env(tmp_path) | pg.libpq_env()
-        env |= {
-            "LAKEHOUSE_LAKE_URI": "s3a://lake/data",
-            "AWS_ENDPOINT_URL": s3.endpoint_url or "",
-            "AWS_ACCESS_KEY_ID": s3.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_access_key.reveal(),
-        }
+        env |= {"LAKEHOUSE_LAKE_URI": "s3a://lake/data"} | s3.aws_env()
         proc = _runner(["run", "--input", str(landing)], env, tmp_path)
         assert proc.stderr is not None
         seen: list[str] = []

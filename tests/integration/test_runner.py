@@ -97,14 +97,15 @@ def test_refused_files_are_named_and_exit_5_while_the_rest_loads(tmp_path: Path)
 def test_check_against_real_minio_and_postgres_masks_secrets(
     tmp_path: Path, s3_service: S3Settings, pg_service: PostgresSettings, s3_bucket: str
 ) -> None:
-    env = {
-        "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),
-        "LAKEHOUSE_LAKE_URI": f"s3a://{s3_bucket}/lake",
-        "LAKEHOUSE_SPARK_MASTER": "local[2]",
-        "AWS_ENDPOINT_URL": s3_service.endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": s3_service.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": s3_service.secret_access_key.reveal(),
-    } | pg_service.libpq_env()
+    env = (
+        {
+            "LAKEHOUSE_DATA_DIR": str(tmp_path / "data"),
+            "LAKEHOUSE_LAKE_URI": f"s3a://{s3_bucket}/lake",
+            "LAKEHOUSE_SPARK_MASTER": "local[2]",
+        }
+        | s3_service.aws_env()
+        | pg_service.libpq_env()
+    )
 
     proc = _run(["check"], env, cwd=tmp_path)
 

@@ -59,10 +59,8 @@ def _env(data_dir: Path, s3: S3Settings, pg: PostgresSettings, *, lake_uri: str,
     return (
         base
         | pg.libpq_env()
+        | s3.aws_env()
         | {
-            "AWS_ENDPOINT_URL": s3.endpoint_url or "",
-            "AWS_ACCESS_KEY_ID": s3.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_access_key.reveal(),
             "LAKEHOUSE_DATA_DIR": str(data_dir),
             "LAKEHOUSE_LAKE_URI": lake_uri,
             "LAKEHOUSE_LANDING_URI": landing,

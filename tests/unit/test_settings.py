@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.errors import ConfigurationError
-from lakehouse.settings import MASK, Secret, describe, load_settings
+from lakehouse.settings import MASK, S3Settings, Secret, describe, load_settings
 
 S3_ENV = {
     "LAKEHOUSE_LAKE_URI": "s3a://",
@@ -76,6 +76,19 @@ def test_unknown_layer_is_refused(tmp_path: Path) -> None:
 def test_s3a_lake_without_credentials_names_the_missing_variables(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
         load_settings({"LAKEHOUSE_LAKE_URI": "s3a://"}, dotenv_path=None, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "s3",
+    [
+        S3Settings("http://127.0.0.1:9000", "minioadmin", Secret("s3-secret-value-xyz")),
+        S3Settings(None, "AKIAEXAMPLE", Secret("s3-secret-value-xyz"), region="eu-west-1"),
+    ],
+)
+def test_aws_env_is_read_back_as_the_same_s3_settings(tmp_path: Path, s3: S3Settings) -> None:
+    settings = load_settings({"LAKEHOUSE_LAKE_URI": "s3a://"} | s3.aws_env(), dotenv_path=None, base_dir=tmp_path)
+
+    assert settings.s3 == s3
 
 
 @pytest.mark.parametrize("uri", ["s3://bucket/x", "hdfs://nn/x"])

@@ -290,18 +290,19 @@ def _counts(*classified: DataFrame) -> list[tuple[dict[str, int], dict[str, int]
 
 # Incremental silver.
 #
-# A row's outcome depends on nothing but the bronze rows of its key (validity, versions in its batch, the latest
-# valid batch) and, for a child, on whether its foreign key is a key of the final parent silver. So a run
-# re-classifies, per table: every row of the new batches; every earlier row of a key those rows touch; and every
-# earlier row whose parent key came into or went out of the parent's silver (its orphan rule may flip), with the
-# other earlier rows of its key. Every other row keeps its outcome, so the published rows of the other keys stay as
-# they are. Scans of the earlier batches find those rows: one for the keys of the new rows, which needs no parent,
-# so the three tables make it at once; then, when parent keys came or went, one for the rows they name, and one for
-# the other rows of those rows' keys when there are any. The touched keys among the earlier rows are exactly the
-# touched keys published before (every earlier row left a silver or quarantine row of its key: a superseded or
-# duplicate row shares its key with one), so they name the published rows the run replaces. A table with no row in
-# the new batches whose parent's silver keys did not change has nothing to re-classify: the run leaves it as it
-# was, without reading its history.
+# A row's outcome depends on nothing but the bronze rows of its key (validity, versions in its batch, the latest valid
+# batch) and, for a child, on whether its foreign key is a key of the final parent silver. So a run re-classifies, per
+# table: every row of the new batches; every earlier row of a key those rows touch; and every earlier row whose parent
+# key came into or went out of the parent's silver (its orphan rule may flip), with the other earlier rows of its key.
+# Every other row keeps its outcome, so the published rows of the other keys stay as they are. Scans of the earlier
+# batches find those rows: one for the keys of the new rows, which needs no parent, so the three tables make it at once;
+# then, when parent keys came or went, one for the rows they name, and one for the other rows of those rows' keys when
+# there are any. A child need not wait for its parent to know whether a parent key came or went: a parent's keys after
+# the run are its keys before it unless one did, so a child classifies against the published keys at once and again only
+# when its parent reports a change. The touched keys among the earlier rows are exactly the touched keys published
+# before (every earlier row left a silver or quarantine row of its key: a superseded or duplicate row shares its key
+# with one), so they name the published rows the run replaces. A table with no row in the new batches whose parent's
+# silver keys did not change has nothing to re-classify: the run leaves it as it was, without reading its history.
 
 
 @dataclass(frozen=True)
@@ -380,11 +381,12 @@ def update_silver(
 
     The three tables are classified at once, one thread each (:func:`~lakehouse.adapters.spark.in_parallel`): a
     child does the work its parent cannot change (its new rows, their keys, those keys' earlier rows) while the
-    parent is classified, then waits for the parent's silver keys. The candidate is the change: per table, the
-    rows to insert and what identifies the rows to delete, loaded into the candidate schemas, where a view shows
-    each table as the change would leave it; the audit (reconciliation, cumulative and of the run, then ``audit``)
-    reads the views. Then one PostgreSQL transaction applies the six changes and one Delta commit per table does
-    (a MERGE; an append when no earlier row changed).
+    parent is classified, and classifies them against the parent's keys as published before the run; then it waits
+    for the parent's keys after the run, and classifies again only when one came or went. The candidate is the
+    change: per table, the rows to insert and what identifies the rows to delete, loaded into the candidate schemas,
+    where a view shows each table as the change would leave it; the audit (reconciliation, cumulative and of the
+    run, then ``audit``) reads the views. Then one PostgreSQL transaction applies the six changes and one Delta
+    commit per table does (a MERGE; an append when no earlier row changed).
 
     Raises:
         AuditFailedError, PublishTimeoutError: as :func:`build_silver`; nothing was published.
@@ -392,7 +394,7 @@ def update_silver(
     new = [b for b in batches if b not in set(base.batches)]
     report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES}, batches=tuple(batches))
     arrived = tables_in(spark, settings, new)  # the tables with a file in the new batches
-    keys_of: dict[str, Future[_ParentKeys]] = {f.parent: Future() for f in FOREIGN_KEYS}
+    keys_of = {f.parent: _KeysOf() for f in FOREIGN_KEYS}
 
     def update(index: int, table: str) -> _Increment:
         log.info("silver: table %d/%d, %s (incremental)", index, len(TABLES), table, extra={"progress": True})
@@ -403,10 +405,8 @@ def update_silver(
                 processed_at=processed_at, parent=keys_of[fk.parent] if fk else None, keys=keys_of.get(table),
             )  # fmt: skip
         except BaseException:
-            if table in keys_of and not keys_of[table].done():  # its children stop waiting, and say why
-                keys_of[table].set_exception(
-                    LakehouseError(f"silver/{table} failed, so its children were not classified")
-                )
+            if table in keys_of:  # its children stop waiting, and say why
+                keys_of[table].fail(LakehouseError(f"silver/{table} failed, so its children were not classified"))
             raise
 
     try:
@@ -439,6 +439,20 @@ class _ParentKeys:
     changed: DataFrame | None
 
 
+@dataclass(frozen=True)
+class _KeysOf:
+    """How a parent hands its keys to its children: ``published``, its keys as published before the run (in its
+    key column), as soon as it has read them, and ``final``, the :class:`_ParentKeys`, once its rows are classified."""
+
+    published: Future[DataFrame] = field(default_factory=Future)
+    final: Future[_ParentKeys] = field(default_factory=Future)
+
+    def fail(self, error: BaseException) -> None:
+        for future in (self.published, self.final):
+            if not future.done():
+                future.set_exception(error)
+
+
 def _materialized(frame: DataFrame) -> DataFrame:
     """Materialize an intermediate result (on the executors, memory then disk): each later plan starts from it, so
     plans stay small. Most are small; the earlier rows of the touched keys are as big as those keys' history."""
@@ -455,21 +469,34 @@ def _update_table(
     new: Sequence[str],
     arrived: bool,
     processed_at: dt.datetime,
-    parent: Future[_ParentKeys] | None,
-    keys: Future[_ParentKeys] | None,
+    parent: _KeysOf | None,
+    keys: _KeysOf | None,
 ) -> _Increment:
     """Re-classify what the new batches can change in one table (``entry`` gets its counts); ``parent`` gives the
-    parent's keys (waited for once the work they cannot change is done), ``keys`` receives this table's for its
-    children, as soon as its silver rows are known."""
+    parent's keys, ``keys`` receives this table's for its children.
+
+    A child does not wait for its parent's rows to be classified: it classifies its rows against the parent's keys
+    as published before the run, which are the parent's keys after it unless one came or went (then they are
+    classified again, against the keys after the run). A parent's published keys are read first, for its children;
+    its keys after the run follow as soon as its silver rows are known (or, for a child, as soon as its own parent
+    confirms them)."""
     started = time.monotonic()
     key = SILVER[table].key[0]
-    silver_uri = lake.table_uri(settings, "silver", table)
     history = read_bronze(spark, settings, table, list(base.batches))
+    published = None
+    if keys is not None:  # one read of the published keys (one Delta snapshot and file listing) serves every use
+        uri = lake.table_uri(settings, "silver", table)
+        published = _materialized(lake.read_table(spark, uri).select(F.col(key).alias("_key")))
+        keys.published.set_result(published.withColumnRenamed("_key", key))
     if arrived:  # what no parent can change: the new rows, their keys, and those keys' earlier rows (one scan)
         fresh = _materialized(read_bronze(spark, settings, table, list(new)))
         touched = _materialized(keys_touched(fresh, table))
         earlier = _materialized(rows_of_keys(history, table, touched))
-    above = parent.result() if parent is not None else None
+        first = _classified(
+            fresh.unionByName(earlier), table, parent.published.result() if parent else None, processed_at
+        )
+        first_keys = _keys_after(published, touched, first[1], key) if published is not None else None
+    above = parent.final.result() if parent is not None else None
     if not arrived and (above is None or above.changed is None):
         # No new row, and every foreign key checks against the same parent keys: no outcome can change.
         previous = base.balance[table]
@@ -479,15 +506,17 @@ def _update_table(
             previous.superseded,
         )
         entry.run = Reconciliation(table, 0, 0, 0, 0, 0)
-        if keys is not None:  # its keys stay
-            published = lake.read_table(spark, silver_uri).select(key)
-            keys.set_result(_ParentKeys(published, published, None))
+        if keys is not None and published is not None:  # its keys stay
+            stay = published.withColumnRenamed("_key", key)
+            keys.final.set_result(_ParentKeys(stay, stay, None))
         log.info("silver/%s: no new rows and no parent key came or went: left as it was", table)
         return _unchanged(spark, table)
-    if not arrived:  # a parent key came or went: only earlier rows can change
-        fresh = earlier = read_bronze(spark, settings, table, [])
-        touched = _no_keys(spark, table)
-    if above is not None and above.changed is not None:
+    if above is None or above.changed is None:  # no parent key came or went: the first classification stands
+        (classified, good), parent_keys = first, first_keys
+    else:
+        if not arrived:  # only earlier rows can change
+            fresh = earlier = read_bronze(spark, settings, table, [])
+            touched = _no_keys(spark, table)
         # The earlier rows whose parent key came or went (their orphan rule may flip): one more scan. Their keys
         # not touched yet need those keys' other earlier rows too (a third scan, only when there are any).
         moved = _materialized(rows_of_parents(history, table, above.changed))
@@ -496,22 +525,10 @@ def _update_table(
         if not extra.isEmpty():
             earlier = _materialized(earlier.unionByName(rows_of_keys(history, table, extra)))
         touched = touched.unionByName(extra)
-    classified = _materialized(classify(fresh.unionByName(earlier), table, above.after if above else None))
-    good = _materialized(silver_rows(classified, table, processed_at=processed_at))
-    if keys is not None:  # a parent: its keys after the run, and which came or went; its children wait on them
-        # One read of the published keys (one Delta snapshot and file listing) serves the keys that came or went,
-        # the keys after the run and the children's check of their earlier rows against the keys before it.
-        published = _materialized(lake.read_table(spark, silver_uri).select(F.col(key).alias("_key")))
-        before_keys = published.join(F.broadcast(touched), "_key", "left_semi")
-        changed = _materialized(changed_keys(before_keys, good.select(F.col(key).alias("_key"))))
-        after = _materialized(
-            published.join(F.broadcast(touched), "_key", "left_anti")
-            .unionByName(good.select(F.col(key).alias("_key")))
-            .withColumnRenamed("_key", key)
-        )
-        keys.set_result(
-            _ParentKeys(published.withColumnRenamed("_key", key), after, None if changed.isEmpty() else changed)
-        )
+        classified, good = _classified(fresh.unionByName(earlier), table, above.after, processed_at)
+        parent_keys = _keys_after(published, touched, good, key) if published is not None else None
+    if keys is not None and parent_keys is not None:  # its children wait on them
+        keys.final.set_result(parent_keys)
     before = classify(earlier, table, above.before if above else None)
     # Every row has one outcome, so the sums are row counts; the run's outcomes and the earlier rows' former ones
     # come from one job.
@@ -534,6 +551,25 @@ def _update_table(
         quarantine_rows(classified, table, processed_at=processed_at), match_texts(earlier, table),
         earlier_rows, fresh_rows + earlier_rows, _span(earlier, table) if earlier_rows else None,
     )  # fmt: skip
+
+
+def _classified(
+    rows: DataFrame, table: str, parent_keys: DataFrame | None, processed_at: dt.datetime
+) -> tuple[DataFrame, DataFrame]:
+    """Bronze ``rows`` classified against ``parent_keys``, and their silver rows (both materialized)."""
+    classified = _materialized(classify(rows, table, parent_keys))
+    return classified, _materialized(silver_rows(classified, table, processed_at=processed_at))
+
+
+def _keys_after(published: DataFrame, touched: DataFrame, good: DataFrame, key: str) -> _ParentKeys:
+    """A parent's keys (``published`` before the run, in ``_key``) after a run that re-classified the ``touched``
+    keys into the silver rows ``good``, and the keys that came or went."""
+    good_keys = good.select(F.col(key).alias("_key"))
+    changed = _materialized(changed_keys(published.join(F.broadcast(touched), "_key", "left_semi"), good_keys))
+    after = _materialized(
+        published.join(F.broadcast(touched), "_key", "left_anti").unionByName(good_keys).withColumnRenamed("_key", key)
+    )
+    return _ParentKeys(published.withColumnRenamed("_key", key), after, None if changed.isEmpty() else changed)
 
 
 def _span(earlier: DataFrame, table: str) -> SparkColumn | None:

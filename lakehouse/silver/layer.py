@@ -430,11 +430,10 @@ def update_silver(
 
 @dataclass(frozen=True)
 class _ParentKeys:
-    """A parent's silver keys, as its children's foreign keys are checked against them: as published before the
-    run and as the run leaves them (both in the parent's key column), and the keys that came or went (``_key``;
-    None when none did)."""
+    """A parent's silver keys after the run, as its children's foreign keys are checked against them (in the
+    parent's key column), and the keys that came or went (``_key``; None when none did). The keys before the run
+    are :attr:`_KeysOf.published`."""
 
-    before: DataFrame
     after: DataFrame
     changed: DataFrame | None
 
@@ -507,8 +506,7 @@ def _update_table(
         )
         entry.run = Reconciliation(table, 0, 0, 0, 0, 0)
         if keys is not None and published is not None:  # its keys stay
-            stay = published.withColumnRenamed("_key", key)
-            keys.final.set_result(_ParentKeys(stay, stay, None))
+            keys.final.set_result(_ParentKeys(published.withColumnRenamed("_key", key), None))
         log.info("silver/%s: no new rows and no parent key came or went: left as it was", table)
         return _unchanged(spark, table)
     if above is None or above.changed is None:  # no parent key came or went: the first classification stands
@@ -529,7 +527,7 @@ def _update_table(
         parent_keys = _keys_after(published, touched, good, key) if published is not None else None
     if keys is not None and parent_keys is not None:  # its children wait on them
         keys.final.set_result(parent_keys)
-    before = classify(earlier, table, above.before if above else None)
+    before = classify(earlier, table, parent.published.result() if parent else None)
     # Every row has one outcome, so the sums are row counts; the run's outcomes and the earlier rows' former ones
     # come from one job.
     (now_counts, entry.by_rule), (then_counts, _) = _counts(classified, before)
@@ -569,7 +567,7 @@ def _keys_after(published: DataFrame, touched: DataFrame, good: DataFrame, key: 
     after = _materialized(
         published.join(F.broadcast(touched), "_key", "left_anti").unionByName(good_keys).withColumnRenamed("_key", key)
     )
-    return _ParentKeys(published.withColumnRenamed("_key", key), after, None if changed.isEmpty() else changed)
+    return _ParentKeys(after, None if changed.isEmpty() else changed)
 
 
 def _span(earlier: DataFrame, table: str) -> SparkColumn | None:

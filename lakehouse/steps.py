@@ -6,7 +6,7 @@ reported. The last layer's gate, which no layer waits on, runs while Spark maint
 waits for both). A gate judges what the run touched: bronze tables that exist, silver tables that had bronze rows.
 Silver's gate is its audit: the reconciliation and the Soda checks run on the unpublished candidate, and a failed audit
 publishes nothing; the outcome is kept in ``ops.audits``, and gold refuses to build on a silver whose last audit
-failed unless forced. Once published, silver is scanned again in PostgreSQL while its Delta commits are made.
+failed unless forced.
 :mod:`lakehouse.pipeline` composes these with the services, the locks and the SparkSession.
 """
 
@@ -19,7 +19,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -197,19 +196,10 @@ def _layers(
             if layer == "bronze":
                 touched = _bronze(_needs(spark, layer), settings, pg, files, now, outcome)
             elif layer == "silver":
-                # Its gate scans the published PostgreSQL tables while the lake's Delta commits are made.
-                scanned: Future[LayerQuality] = Future()
-                alongside = functools.partial(_scan_into, scanned, pg, layer, log_line) if scan else None
-                published = _silver(
-                    _needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line, alongside
-                )
+                published = _silver(_needs(spark, layer), settings, pg, now, outcome, scan, full_refresh, log_line)
                 if published is None:  # the candidate failed its audit: nothing was published
                     return None
                 touched = published  # verified again as published: nothing may change it on its way in
-                if scanned.done():  # recorded after the audit (a scan that raised raises now)
-                    if not _judged(roles, outcome, scanned.result()):
-                        return None
-                    continue
             else:
                 outcome.blocked = "" if force else _silver_gate_closed(pg)
                 if outcome.blocked:
@@ -318,16 +308,13 @@ def _silver(
     scan: bool,
     full_refresh: bool,
     log_line: LogLine,
-    alongside_lake: Callable[[Sequence[str]], object] | None = None,
 ) -> list[str] | None:
     """Build silver, write-audit-publish; record the audit (its checks in ``ops.quality_results``, its outcome in
     ``ops.audits``). Soda audits the tables with bronze rows (no delivery yet, nothing to judge). False: the
     candidate failed its audit and nothing was published; else the published tables with bronze rows.
 
     When no bronze batch completed since the last published silver, nothing is re-classified or re-published
-    (a rebuild would give the same rows): unless ``full_refresh``, the step ends at once. Once silver is published
-    to PostgreSQL, ``alongside_lake`` is called with the published tables with bronze rows while the lake's Delta
-    commits are made."""
+    (a rebuild would give the same rows): unless ``full_refresh``, the step ends at once."""
     last = last_audit(pg, "silver")
     batches = completed_batches(spark, settings)  # read once: the no-op check, the base and the build share it
     if not full_refresh and last is not None and last.passed and set(last.batches) == set(batches):
@@ -352,9 +339,8 @@ def _silver(
     try:
         if isinstance(base, Published):
             report: SilverReport = update_silver(
-                spark, settings, pg, run_id=outcome.run_id, processed_at=now, base=base, batches=batches, audit=checks,
-                alongside_lake=alongside_lake,
-            )  # fmt: skip
+                spark, settings, pg, run_id=outcome.run_id, processed_at=now, base=base, batches=batches, audit=checks
+            )
             run = [t.run for t in report.tables.values() if t.run is not None]
             outcome.notes.append(
                 f"silver: incremental on run {base.run_id}: re-classified "
@@ -364,9 +350,8 @@ def _silver(
         else:
             outcome.notes.append(f"silver: rebuilt from all bronze history ({base})")
             report = build_silver(
-                spark, settings, pg, run_id=outcome.run_id, processed_at=now, audit=checks, batches=batches,
-                alongside_lake=alongside_lake,
-            )  # fmt: skip
+                spark, settings, pg, run_id=outcome.run_id, processed_at=now, audit=checks, batches=batches
+            )
     except AuditFailedError as exc:
         report = exc.report
         outcome.unpublished = ("silver", "quarantine")
@@ -385,7 +370,7 @@ def _silver(
     outcome.notes.append(
         "silver: audited, then published; it reconciles with bronze for every table (ops.reconciliation)"
     )
-    return report.touched
+    return [t.table for t in report.tables.values() if t.bronze_rows > 0]
 
 
 def _silver_gate_closed(pg: PostgresSettings) -> str:
@@ -425,24 +410,9 @@ def gate(
     """Scan ``layer`` (gold as the reader sees it: only the published schemas; ``schemas`` points a layer's checks at
     other schemas) and record the results."""
     scanner = roles.reader if layer == "gold" else roles.loader
-    return _judged(roles, outcome, scan_layer(scanner, layer, tables=tables, schemas=schemas, log=log_line))
-
-
-def _scan_into(
-    scanned: Future[LayerQuality], pg: PostgresSettings, layer: str, log_line: LogLine, tables: Sequence[str]
-) -> None:
-    """A gate's scan of ``layer``'s ``tables`` (or the error that ended it), kept in ``scanned`` for
-    :func:`_judged`, which records it later."""
-    try:
-        scanned.set_result(scan_layer(pg, layer, tables=tables, log=log_line))
-    except Exception as exc:
-        scanned.set_exception(exc)
-
-
-def _judged(roles: WarehouseRoles, outcome: RunOutcome, quality: LayerQuality) -> bool:
-    """Record a gate's scan (it replaces what the layer's scans recorded before in the run) and say if it passed."""
+    quality = scan_layer(scanner, layer, tables=tables, schemas=schemas, log=log_line)
     outcome.quality.append(quality)
-    record_quality(roles.loader, outcome.run_id, quality.layer, quality.results)
+    record_quality(roles.loader, outcome.run_id, layer, quality.results)
     _log_checks(quality)
     return quality.ok
 

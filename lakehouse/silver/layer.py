@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 RECONCILED = "bronze rows = silver + quarantined + duplicates + superseded"
 CANDIDATE_LAYERS = ("silver", "quarantine")
 Audit = Callable[[Mapping[str, str], Sequence[str]], Sequence[CheckResult]]
-Alongside = Callable[[Sequence[str]], object]  # work on the published PostgreSQL tables while the lake commits
 
 
 class AuditFailedError(LakehouseError):
@@ -121,11 +120,6 @@ class SilverReport:
     @property
     def failed_checks(self) -> tuple[CheckResult, ...]:
         return tuple(r for r in self.audit if r.outcome == "fail")
-
-    @property
-    def touched(self) -> list[str]:
-        """The tables with bronze rows: what the audit judges (a table never delivered has nothing to judge)."""
-        return [t.table for t in self.tables.values() if t.bronze_rows > 0]
 
     def reconciliation_checks(self) -> list[CheckResult]:
         """The reconciliation of every table as a check of the audit (value: bronze rows not accounted for)."""
@@ -187,7 +181,6 @@ def build_silver(
     processed_at: dt.datetime,
     audit: Audit | None = None,
     batches: Sequence[str] | None = None,
-    alongside_lake: Alongside | None = None,
 ) -> SilverReport:
     """Rebuild silver and quarantine from every completed bronze batch: write, audit, publish.
 
@@ -201,9 +194,6 @@ def build_silver(
         audit: called with the candidate schemas (``{"silver": ..., "quarantine": ...}``) and the tables with
             bronze rows; returns the checks' outcomes. None audits the reconciliation alone.
         batches: the completed bronze batches, when the caller has read them; else they are read.
-        alongside_lake: called with the tables with bronze rows (:attr:`SilverReport.touched`) once PostgreSQL
-            holds the published tables, while the Delta commits are made (e.g. the gate's scan of what was
-            published, which reads PostgreSQL alone); the step ends when both have.
 
     Raises:
         AuditFailedError: the candidate failed its audit (:class:`ReconciliationError` when the counts do not
@@ -250,7 +240,6 @@ def build_silver(
                 ))
                 for item in loads
             ],
-            alongside=alongside_lake,
         )  # fmt: skip
     finally:
         drop_candidates(pg, CANDIDATE_LAYERS)
@@ -277,7 +266,8 @@ def _audit(report: SilverReport, pg: PostgresSettings, audit: Audit | None) -> N
     """Record the reconciliation, run ``audit`` on the candidate schemas; raise when anything failed."""
     record_reconciliation(pg, report.run_id, [t.reconciliation() for t in report.tables.values()])
     results = [*report.reconciliation_checks()]
-    scanned = audit({s: candidate_schema(s) for s in CANDIDATE_LAYERS}, report.touched) if audit is not None else ()
+    touched = [t.table for t in report.tables.values() if t.bronze_rows > 0]
+    scanned = audit({s: candidate_schema(s) for s in CANDIDATE_LAYERS}, touched) if audit is not None else ()
     report.audit = (*results, *scanned)
     failed = [r for r in report.audit if r.outcome == "fail"]
     if failed and all(r.check_name == RECONCILED for r in failed):
@@ -385,7 +375,6 @@ def update_silver(
     base: Published,
     batches: Sequence[str],
     audit: Audit | None = None,
-    alongside_lake: Alongside | None = None,
 ) -> SilverReport:
     """Bring the published silver (``base``) up to every completed bronze batch (``batches``), write-audit-publish,
     re-classifying only what the new batches can change (see the comment above :class:`Published`).
@@ -401,8 +390,6 @@ def update_silver(
 
     Raises:
         AuditFailedError, PublishTimeoutError: as :func:`build_silver`; nothing was published.
-
-    ``alongside_lake`` is called as :func:`build_silver` calls it.
     """
     new = [b for b in batches if b not in set(base.batches)]
     report = SilverReport(run_id, {t: SilverTableReport(t) for t in TABLES}, batches=tuple(batches))
@@ -435,12 +422,7 @@ def update_silver(
         publish_changes(pg, changes, policy=PublishPolicy.of(settings))
         report.warehouse_seconds += time.monotonic() - started
         # The lake follows the warehouse, as in build_silver.
-        _publish_lake(
-            spark,
-            report,
-            [w for item in increments for w in _lake_changes(settings, item, report)],
-            alongside=alongside_lake,
-        )
+        _publish_lake(spark, report, [w for item in increments for w in _lake_changes(settings, item, report)])
     finally:
         drop_candidates(pg, CANDIDATE_LAYERS)
     return report
@@ -697,21 +679,12 @@ def _lake_changes(settings: Settings, item: _Increment, report: SilverReport) ->
     return writes
 
 
-def _publish_lake(
-    spark: SparkSession, report: SilverReport, writes: Sequence[_LakeWrite], *, alongside: Alongside | None = None
-) -> None:
+def _publish_lake(spark: SparkSession, report: SilverReport, writes: Sequence[_LakeWrite]) -> None:
     """Make every Delta commit of the publish, all at once (:func:`~lakehouse.adapters.spark.in_parallel`: each
-    table's log reads and planning overlap the others' tasks), and meanwhile call ``alongside`` (if given) with the
-    tables with bronze rows. Each table's silver bytes go to ``report``, and its share of the commits' wall time, in
-    proportion to its own commits' time (which overlap, so they add up to more than the wall time): the summary's
-    seconds still add up to the run's."""
-    if alongside is not None:
-        both: list[Callable[[], object]] = [
-            functools.partial(_publish_lake, spark, report, writes),
-            functools.partial(alongside, report.touched),
-        ]
-        in_parallel(spark, both)
-        return
+    table's log reads and planning overlap the others' tasks). Each table's silver bytes go to ``report``, and its
+    share of the publish's wall time, in proportion to its own commits' time (which overlap, so they add up to
+    more than the wall time): the summary's seconds still add up to the run's."""
+
     results = in_parallel_timed(spark, [write for _, _, write in writes])
     for (table, schema, _), (written, seconds) in zip(writes, results, strict=True):
         entry = report.tables[table]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -236,67 +235,3 @@ def test_the_summary_gives_each_table_its_share_of_the_parallel_lake_publish(spa
     assert seconds["advertisers"] == pytest.approx(seconds["performance"], rel=0.05)  # 1 + 1 against 2
     assert seconds["campaigns"] == 0
     assert [report.tables[t].parquet_bytes for t in TABLES] == [100, 0, 100]  # silver bytes only
-
-
-def test_silver_s_gate_scans_what_postgresql_published_while_the_lake_commits(
-    spark: Any, tmp_path: Path, pg_database: PostgresSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Once PostgreSQL holds the published silver, the gate scans it while the Delta commits are made (here each
-    commit waits for the gate's scan to start), and it is recorded after the audit, so ``ops.quality_results`` holds
-    the gate's checks. A gate scan that raises fails the run once the commits are made, the audit recorded."""
-    settings = load_settings({"LAKEHOUSE_DATA_DIR": str(tmp_path / "data")}, dotenv_path=None)
-    gate_started = threading.Event()
-    waited: list[bool] = []  # per silver or quarantine commit: whether the gate's scan had started
-    gate_error: list[Exception] = []
-    write_table, replace_matching = lake.write_table, lake.replace_matching
-
-    def waiting(write: Any) -> Any:
-        def commit(df: Any, uri: str, **kwargs: Any) -> Any:
-            if "/bronze/" not in uri:
-                waited.append(gate_started.wait(timeout=30))
-            return write(df, uri, **kwargs)
-
-        return commit
-
-    def scan(pg: PostgresSettings, layer: str, **kwargs: Any) -> Any:
-        if layer == "silver" and "schemas" not in kwargs:  # the gate: the audit scans the candidate's schemas
-            gate_started.set()
-            if gate_error:
-                raise gate_error[0]
-        return scan_layer(pg, layer, **kwargs)
-
-    monkeypatch.setattr(lake, "write_table", waiting(write_table))
-    monkeypatch.setattr(lake, "replace_matching", waiting(replace_matching))
-    monkeypatch.setattr(steps, "scan_layer", scan)
-    first = _run(settings, pg_database, spark, ("bronze", "silver"),
-                 _landing(tmp_path, "one", **{"advertisers.csv": ADVERTISERS, "campaigns.csv": CAMPAIGNS}))  # fmt: skip
-
-    assert first.status == "succeeded", first.gate_failures
-    assert waited == [True] * 6, waited  # six Delta commits, each made while the gate scanned
-    assert [q.layer for q in first.quality] == ["bronze", "silver", "silver"]  # the gate's after the audit's
-    gate = first.quality[-1]
-    recorded = _query(
-        pg_database,
-        "select table_name, check_name, outcome from ops.quality_results where run_id = %s and layer = 'silver'",
-        first.run_id,
-    )
-    assert sorted(recorded) == sorted((r.table_name, r.check_name, r.outcome) for r in gate.results)
-    assert {r.table_name for r in gate.results} >= {"silver.advertisers", "silver.campaigns"}
-
-    gate_started.clear()
-    waited.clear()
-    gate_error.append(RuntimeError("the gate's scan broke"))
-    two = _landing(tmp_path, "two", **{"performance.csv": VALID})
-    with pytest.raises(RuntimeError, match="the gate's scan broke"):
-        _run(settings, pg_database, spark, ("bronze", "silver"), two)
-
-    assert waited == [True], waited  # one commit (silver.performance gains two rows), made while the gate scanned
-    [(run_id, status)] = _query(
-        pg_database, "select run_id, status from ops.pipeline_runs order by started_at desc limit 1"
-    )
-    assert status == "failed"
-    audit = last_audit(pg_database, "silver")
-    assert audit is not None
-    assert (audit.run_id, audit.passed) == (run_id, True)  # recorded before the gate's error surfaced
-    silver = lake.read_table(spark, lake.table_uri(settings, "silver", "performance"))
-    assert sorted(r[0] for r in silver.select("performance_id").collect()) == [100, 101]  # the commits were made

@@ -7,9 +7,9 @@ ingest log two per batch), then files superseded longer ago than ``LAKEHOUSE_RET
 Only small files (below ``lake.SMALL_FILE_BYTES``) are packed, and a table is due when it has enough of them: a
 compaction rewrites what arrived since the last one, never the history (a big first batch stays as it was).
 Clustered tables (silver performance: one file per month, rows sorted by date) are not bin-packed: a rebuild
-writes them whole, an incremental run's MERGE rewrites only the files holding the rows it replaces and adds one
-file (Delta's optimized write, see :func:`lakehouse.adapters.spark.spark_conf`; it added one per task of its join
-before, 8 at ``--scale 10``), and packing would merge the month files that date-range queries skip.
+writes them whole, an incremental run's MERGE rewrites only the files holding the rows it replaces (17 files after
+14 incremental runs at ``--scale 10``, measured), and packing would merge the month files that date-range queries
+skip.
 :func:`lake_storage` is the per-layer storage the run summary and ``runner.py check`` print.
 """
 

@@ -9,8 +9,7 @@ Guarantees, all from Delta's transaction log (a plain Parquet folder on an objec
 - Files are sized for the data: one file per partition value per write (or one file for an unpartitioned
   write), not one per Spark task. A clustered write (``cluster_by``) is one file per month of its first column,
   rows sorted by every cluster column: Delta's per-file min/max statistics then skip the files a date-range
-  query does not need, without the small files of a partition per day. A MERGE writes what it rewrites and
-  adds as one file.
+  query does not need, without the small files of a partition per day.
 - Parquet is zstd-compressed with the v2 encodings (delta, dictionary, byte-stream) set in
   :func:`lakehouse.adapters.spark.spark_conf`.
 """
@@ -145,8 +144,7 @@ def write_table(
         shaped = _clustered(df, cluster_by)
     else:
         shaped = df.repartition(*partition_by) if partition_by else df.repartition(1)
-    # Its files are shaped above; Delta's optimized write (on for MERGEs, see spark_conf) would reshape them.
-    writer = shaped.write.format("delta").option("optimizeWrite", "false").partitionBy(*partition_by)
+    writer = shaped.write.format("delta").partitionBy(*partition_by)
     writer = writer.mode("overwrite").option("overwriteSchema", "true") if mode == "replace" else writer.mode("append")
     if idempotency_key is not None:
         writer = writer.option("txnAppId", idempotency_key).option("txnVersion", _TXN_VERSION)
@@ -171,8 +169,7 @@ def replace_matching(
     column of a target row it must equal, e.g. ``("_key", F.col("campaign_id"))`` (bare names are the target's
     columns); a target row matches a ``deletes`` row when every pair is equal.
 
-    A MERGE by default: it rewrites the files holding a matched row; their kept rows and the inserts go into one new
-    file (Delta's optimized write: a file per bin, see :func:`lakehouse.adapters.spark.spark_conf`); nothing to
+    A MERGE by default: it rewrites the files holding a matched row and adds the inserts as new files; nothing to
     delete and nothing to insert commits nothing. With ``rewrite``, the table is replaced by its unmatched rows and
     the inserts, in one file: for a small table of one file, which a MERGE rewrites as soon as one delete matches a
     row in it, the same bytes in about a third of the Spark jobs (it rewrites the file when no delete matches too).

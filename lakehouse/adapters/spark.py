@@ -83,11 +83,6 @@ def spark_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
         # OPTIMIZE packs only the small files (Delta's default, 1 GiB, made every compaction of a bronze table
         # rewrite its history: 50 MB at --scale 10, each time it was due).
         "spark.databricks.delta.optimize.minFileSize": str(SMALL_FILE_BYTES),
-        # A MERGE (an incremental silver run) writes its output in bins, a file each (Delta's optimized write), not
-        # a file per task of its join: that was 8 files of ~0.5 MB per run into silver performance at --scale 10,
-        # which is clustered and so never bin-packed. lakehouse.adapters.lake.write_table shapes its own files and
-        # turns this off for its writes.
-        "spark.databricks.delta.optimizeWrite.enabled": "true",
         # VACUUM lists a table's folders in a Spark job of this many tasks: Spark's default of 10,000 made a
         # VACUUM of a one-file table launch ~100,000 tasks and take 15-30 s on two cores (1.5 s with this).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.shuffle_partitions),

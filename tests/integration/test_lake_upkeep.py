@@ -72,39 +72,6 @@ def test_a_clustered_table_is_one_file_per_month_and_a_month_query_reads_one_fil
     assert _files_read(whole_year) == files
 
 
-def test_an_incremental_merge_into_a_clustered_table_adds_one_file_and_leaves_the_other_months_as_they_were(
-    spark: Any, local_lake: str
-) -> None:
-    """Like an incremental silver run: replace some of March's rows, and insert new rows of every month from a
-    source of several partitions. The MERGE rewrites March's file and adds one file, not one per task (the
-    clustered table is never bin-packed, so every file a MERGE adds stays), and a June query still reads June's
-    file and the new one alone."""
-    uri = f"{local_lake}/silver/performance_merged"
-    lake.write_table(_performance(spark, rows_per_day=20, seed=1), uri, mode="replace", cluster_by=CLUSTER)
-    files_before = lake.table_size(spark, uri)[0]
-    march = F.col("date").between(dt.date(2024, 3, 1), dt.date(2024, 3, 31))
-    replaced = lake.read_table(spark, uri).where(march).limit(200).select(F.col("payload").alias("_key"))
-    arrived = _performance(spark, rows_per_day=1, seed=2).repartition(8)  # a row per day: every month
-
-    # At scale (a 1 % batch on a --scale 10 history: 28 k rows to replace, 335 k in the files they are in) the
-    # source is too big to broadcast, and the join's partitions are big enough that adaptive execution keeps
-    # every one of them (it favours parallelism): here, as there, the MERGE's join shuffles into every partition.
-    at_scale = {"spark.sql.autoBroadcastJoinThreshold": "-1", "spark.sql.adaptive.coalescePartitions.enabled": "false"}
-    for key, value in at_scale.items():
-        spark.conf.set(key, value)
-    try:
-        result = lake.replace_matching(arrived, uri, deletes=replaced, match=[("_key", F.col("payload"))], within=march)
-    finally:
-        for key in at_scale:
-            spark.conf.unset(key)
-
-    june = lake.read_table(spark, uri).where(F.col("date").between(dt.date(2024, 6, 1), dt.date(2024, 6, 30)))
-    assert result.written
-    assert (result.files, lake.table_size(spark, uri)[0]) == (1, files_before)  # March's file out, one file in
-    assert _files_read(june) == 2
-    assert june.count() == 30 * 20 + 30
-
-
 def test_after_ten_runs_and_maintenance_the_lake_is_near_its_current_size(spark: Any, settings: Settings) -> None:
     bronze = lake.table_uri(settings, "bronze", "performance")
     silver = lake.table_uri(settings, "silver", "performance")
